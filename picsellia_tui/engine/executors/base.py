@@ -1,0 +1,127 @@
+"""The executor protocol: how the engine starts, follows and collects one run.
+
+Executors are stateless about runs: everything needed to find a run again after a
+restart is its `ref` (container id, or the process executor's run folder), which the
+engine stores in the Run row. That is what makes reattach and reconciliation work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+Stream = Literal["stdout", "stderr"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    ts_ns: int  # nanoseconds since the epoch, UTC, as stamped by the source
+    stream: Stream
+    text: str  # one line, without its line ending; may hold \r and escape sequences
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    path: str  # relative path inside the inputs dir ("model.onnx", "eval/data.npz")
+    source: Path  # where the bytes are on the engine's machine (blob store)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    cpu: float | None = None  # cores
+    memory_bytes: int | None = None
+    pids: int | None = 512
+    gpu: bool = False
+    network: bool = False
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    job_id: str
+    attempt: int
+    name: str  # container / folder name, derived from the run, safe for Docker
+    image: str  # reference or digest the job resolved
+    command: list[str]
+    env: dict[str, str]  # includes secrets: never log or persist this
+    context_json: bytes
+    inputs: list[InputFile]
+    labels: dict[str, str]
+    limits: Limits = field(default_factory=Limits)
+    processing_dir: Path | None = None  # process executor: where the code lives
+    work_dir: Path | None = None  # engine-side scratch folder for this run
+
+
+ExecStatus = Literal["created", "running", "exited", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecState:
+    status: ExecStatus
+    exit_code: int | None = None
+    started_ns: int | None = None
+    finished_ns: int | None = None
+    error: str | None = None  # e.g. "OOMKilled", daemon's own message
+
+
+class ExecutorError(Exception):
+    """A failure the user must read: one clear line, no traceback."""
+
+
+class ImageMissing(ExecutorError):
+    pass
+
+
+class HostUnreachable(ExecutorError):
+    pass
+
+
+class OutputRejected(ExecutorError):
+    """Outputs that are unsafe (path escape, links, devices) or over quota."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    kind: str  # "docker" | "process"
+    host: str  # "local", "unix:///var/run/docker.sock", "ssh://root@gpu-box", ...
+
+    async def resolve_image(self, image: str) -> str:
+        """Return an immutable reference (digest / image id); pull if absent.
+
+        Raises ImageMissing with a one-line hint on how to build it.
+        """
+        ...
+
+    async def start(self, spec: RunSpec) -> str:
+        """Create, stage inputs + context, start. Returns the ref to store."""
+        ...
+
+    def follow_logs(self, ref: str, since_ns: int | None = None) -> AsyncIterator[LogLine]:
+        """Lines with timestamp >= since_ns (None: all), in order, until the run exits."""
+        ...
+
+    async def wait(self, ref: str) -> int:
+        """Exit code once the run has exited."""
+        ...
+
+    async def collect_outputs(self, ref: str, dest: Path, quota_bytes: int) -> None:
+        """Copy the output dir into `dest` (must not exist yet). Raises OutputRejected."""
+        ...
+
+    async def kill(self, ref: str, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after grace_s. Idempotent."""
+        ...
+
+    async def inspect(self, ref: str) -> ExecState: ...
+
+    async def remove(self, ref: str) -> None:
+        """Forget the run's container / folder. Idempotent."""
+        ...
+
+    async def find(self, run_id: str) -> str | None:
+        """The ref of the run's container/folder, found by label, or None."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,198 @@
+"""Domain vocabulary shared by every layer: enums, parameter specs, constraints.
+
+These are plain pydantic models (no table), so a `processing.toml`, a database
+row and a job's frozen snapshot all speak the same types.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Task(StrEnum):
+    MODEL_COMPRESSION = "MODEL_COMPRESSION"
+    MODEL_CONVERSION = "MODEL_CONVERSION"
+    AUTO_TAGGING = "AUTO_TAGGING"
+    PRE_ANNOTATION = "PRE_ANNOTATION"
+    DATA_AUGMENTATION = "DATA_AUGMENTATION"
+    DATASET_VERSION_CREATION = "DATASET_VERSION_CREATION"
+    AUTO_ANNOTATION = "AUTO_ANNOTATION"
+    DATA_AUTO_TAGGING = "DATA_AUTO_TAGGING"
+
+
+class TargetType(StrEnum):
+    MODEL_VERSION = "model_version"
+    DATASET_VERSION = "dataset_version"
+    DATALAKE = "datalake"
+
+
+class OutputMode(StrEnum):
+    NEW_MODEL_VERSION = "new_model_version"
+    UPDATE_INPUT = "update_input"
+    NONE = "none"
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (RunStatus.PENDING, RunStatus.RUNNING)
+
+    @property
+    def is_final(self) -> bool:
+        return not self.is_active
+
+
+# The run state machine: the only legal moves. Anything else is a bug or a race
+# lost to another engine, and is refused where the status is written.
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.KILLED}),
+    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.KILLED}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.KILLED: frozenset(),
+}
+
+
+def can_transition(old: RunStatus, new: RunStatus) -> bool:
+    return new in RUN_TRANSITIONS[old]
+
+
+ParamType = Literal["str", "int", "float", "bool", "choice"]
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Version names end up in file names, container names and tables: keep them tame.
+VERSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ParamSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    type: ParamType
+    default: Any = None
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] | None = None
+    help: str = ""
+    secret: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ParamSpec:
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"parameter {self.name!r}: type 'choice' needs a non-empty 'choices'")
+        if self.type != "choice" and self.choices:
+            raise ValueError(f"parameter {self.name!r}: 'choices' only goes with type 'choice'")
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
+            raise ValueError(f"parameter {self.name!r}: min/max only go with int or float")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"parameter {self.name!r}: min {self.min} is above max {self.max}")
+        if self.secret and self.type != "str":
+            raise ValueError(f"parameter {self.name!r}: only 'str' parameters can be secret")
+        if self.default is not None:
+            from picsellia_tui.storage.params import coerce_value
+
+            coerce_value(self, self.default)  # raises ValueError naming the parameter
+        return self
+
+
+class Constraints(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frameworks: list[str] = Field(default_factory=list)  # empty = any framework
+    required_files: list[str] = Field(default_factory=list)  # glob patterns
+    cpu: float | None = Field(default=None, gt=0, le=512)
+    memory: str | None = None  # docker style: "512m", "2g"
+    gpu: bool = False
+    network: bool = False
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_memory(v)
+        return v
+
+    @field_validator("frameworks")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        return [f.lower() for f in v]
+
+
+def parse_memory(value: str) -> int:
+    """'512m' -> bytes. Raises ValueError with the offending text."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
+    if not m:
+        raise ValueError(f"memory {value!r} is not a size like '512m' or '2g'")
+    mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2)]
+    return int(float(m.group(1)) * mult)
+
+
+class BuildSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context: str = "."  # relative to the processing folder
+    dockerfile: str = "Dockerfile"  # relative to the processing folder
+
+
+class ProcessingDefinition(BaseModel):
+    """What a `processing.toml` says, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str = Field(default="1.0.0", min_length=1, max_length=32)
+    description: str = ""
+    task: Task
+    target_type: TargetType = TargetType.MODEL_VERSION
+    image: str = Field(min_length=1, max_length=256)
+    command: list[str] = Field(min_length=1)
+    output_mode: OutputMode = OutputMode.NEW_MODEL_VERSION
+    parameters: list[ParamSpec] = Field(default_factory=list)
+    constraints: Constraints = Field(default_factory=Constraints)
+    build: BuildSpec = Field(default_factory=BuildSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(
+                "must be lowercase letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit, at most 64 characters"
+            )
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*", v):
+            raise ValueError(f"{v!r} is not a Docker image reference")
+        return v
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique(cls, v: list[ParamSpec]) -> list[ParamSpec]:
+        seen: set[str] = set()
+        for p in v:
+            if p.name in seen:
+                raise ValueError(f"parameter {p.name!r} is declared twice")
+            seen.add(p.name)
+        return v
+
+    def param(self, name: str) -> ParamSpec | None:
+        return next((p for p in self.parameters if p.name == name), None)
