@@ -1,0 +1,340 @@
+"""Processings and model versions: sync, create, import (synchronous; the engine
+runs these in worker threads)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from picsellia_tui.engine.definitions import (
+    bundled_folders,
+    definition_hash,
+    load_definition,
+)
+from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound
+from picsellia_tui.engine.workspace import Workspace
+from picsellia_tui.storage.domain import (
+    NAME_RE,
+    VERSION_NAME_RE,
+    ProcessingDefinition,
+    Visibility,
+)
+from picsellia_tui.storage.models import (
+    Model,
+    ModelVersion,
+    Processing,
+    VersionFile,
+    utcnow,
+)
+
+TEMPLATE = "_template"
+
+
+def _apply(row: Processing, defn: ProcessingDefinition, digest: str) -> None:
+    row.version = defn.version
+    row.description = defn.description
+    row.task = defn.task.value
+    row.target_type = defn.target_type.value
+    row.image = defn.image
+    row.command = list(defn.command)
+    row.output_mode = defn.output_mode.value
+    row.parameters = [p.model_dump(mode="json") for p in defn.parameters]
+    row.constraints = defn.constraints.model_dump(mode="json")
+    row.build = defn.build.model_dump(mode="json")
+    row.definition_hash = digest
+    row.updated_at = utcnow()
+
+
+def definition_of(row: Processing) -> ProcessingDefinition:
+    return ProcessingDefinition.model_validate(
+        {
+            "name": row.name,
+            "version": row.version,
+            "description": row.description,
+            "task": row.task,
+            "target_type": row.target_type,
+            "image": row.image,
+            "command": row.command,
+            "output_mode": row.output_mode,
+            "parameters": row.parameters,
+            "constraints": row.constraints,
+            "build": row.build,
+        }
+    )
+
+
+def sync_public(ws: Workspace) -> tuple[list[str], list[str]]:
+    """Bring bundled processings into the database. Returns (synced names, errors).
+
+    Idempotent; a changed definition updates its row; a broken one is reported and
+    skipped without touching the others.
+    """
+    loaded: list[tuple[Path, ProcessingDefinition]] = []
+    errors: list[str] = []
+    for folder in bundled_folders(ws.settings.processings_dir):
+        try:
+            loaded.append((folder, load_definition(folder)))
+        except DefinitionError as exc:
+            errors.append(str(exc))
+    names = []
+    with ws.db.write() as s:
+        for folder, defn in loaded:
+            digest = definition_hash(defn)
+            row = s.exec(select(Processing).where(Processing.name == defn.name)).first()
+            if row is not None and row.visibility == Visibility.PRIVATE:
+                errors.append(
+                    f"{folder}: a private processing is already named {defn.name!r}; not synced"
+                )
+                continue
+            if row is None:
+                row = Processing(
+                    name=defn.name,
+                    version="",
+                    task="",
+                    target_type="",
+                    image="",
+                    output_mode="",
+                    visibility=Visibility.PUBLIC.value,
+                    definition_hash="",
+                    source_dir=str(folder),
+                )
+            elif row.definition_hash == digest and row.source_dir == str(folder):
+                names.append(defn.name)
+                continue
+            row.source_dir = str(folder)
+            _apply(row, defn, digest)
+            s.add(row)
+            names.append(defn.name)
+    return names, errors
+
+
+def create_private(
+    ws: Workspace, *, folder: Path | None = None, defn: ProcessingDefinition | None = None
+) -> Processing:
+    """A user's processing, from a folder (processing.toml + Dockerfile) or a
+    definition pointing at an existing image. Updating it again is allowed for its owner."""
+    if folder is not None:
+        folder = folder.resolve()
+        defn = load_definition(folder)
+    assert defn is not None
+    digest = definition_hash(defn)
+    with ws.db.write() as s:
+        row = s.exec(select(Processing).where(Processing.name == defn.name)).first()
+        if row is not None:
+            if row.visibility == Visibility.PUBLIC:
+                raise InvalidInput(
+                    f"{defn.name!r} is a public processing (read-only); pick another name", "name"
+                )
+            if row.owner_id != ws.user_id:
+                raise InvalidInput(f"{defn.name!r} belongs to another user", "name")
+        else:
+            row = Processing(
+                name=defn.name,
+                version="",
+                task="",
+                target_type="",
+                image="",
+                output_mode="",
+                visibility=Visibility.PRIVATE.value,
+                owner_id=ws.user_id,
+                definition_hash="",
+            )
+        row.source_dir = str(folder) if folder else None
+        _apply(row, defn, digest)
+        s.add(row)
+        s.flush()
+        return row
+
+
+def scaffold(ws: Workspace, name: str, dest: Path) -> Path:
+    """Copy the template folder to dest/name with the name filled in."""
+    if not NAME_RE.match(name):
+        raise InvalidInput(
+            f"{name!r}: a processing name is lowercase letters, digits, '.', '_' or '-'", "name"
+        )
+    src = ws.settings.processings_dir / TEMPLATE
+    if not src.is_dir():
+        raise NotFound(f"the processing template is missing ({src})")
+    target = dest / name
+    if target.exists():
+        raise InvalidInput(f"{target} already exists; choose another name or folder", "name")
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    toml = target / "processing.toml"
+    text = toml.read_text()
+    toml.write_text(
+        text.replace('name = "my-processing"', f'name = "{name}"').replace(
+            "picsellia-tui/my-processing:", f"picsellia-tui/{name}:"
+        )
+    )
+    return target
+
+
+def find_version(s: Session, ref: str) -> tuple[Model, ModelVersion]:
+    """'model/version' or a numeric version id."""
+    if ref.isdigit():
+        v = s.get(ModelVersion, int(ref))
+        if v is None:
+            raise NotFound(f"no model version with id {ref}")
+        m = s.get(Model, v.model_id)
+        assert m is not None
+        return m, v
+    model_name, sep, version_name = ref.partition("/")
+    if not sep:
+        raise InvalidInput(f"{ref!r}: name a version as MODEL/VERSION (or its id)", "version")
+    m = s.exec(select(Model).where(Model.name == model_name)).first()
+    if m is None:
+        raise NotFound(f"no model named {model_name!r}")
+    v = s.exec(
+        select(ModelVersion).where(ModelVersion.model_id == m.id, ModelVersion.name == version_name)
+    ).first()
+    if v is None:
+        raise NotFound(f"model {model_name!r} has no version {version_name!r}")
+    return m, v
+
+
+def find_processing(s: Session, name: str) -> Processing:
+    row = s.exec(select(Processing).where(Processing.name == name)).first()
+    if row is None and name.isdigit():
+        row = s.get(Processing, int(name))
+    if row is None:
+        raise NotFound(f"no processing named {name!r} (see: picsellia-tui processings list)")
+    return row
+
+
+def check_version_name(name: str) -> None:
+    if not VERSION_NAME_RE.match(name):
+        raise InvalidInput(
+            f"version name {name!r}: use letters, digits, '.', '_' or '-' (at most 64), "
+            "starting with a letter or digit",
+            "version_name",
+        )
+
+
+def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(relative path, file) for files and folders given on the command line."""
+    out: list[tuple[str, Path]] = []
+    for p in paths:
+        if p.is_symlink() or not p.exists():
+            raise InvalidInput(f"{p}: no such file (links are not followed)", "files")
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_symlink():
+                    raise InvalidInput(f"{f}: symbolic links are not imported", "files")
+                if f.is_file():
+                    out.append((f.relative_to(p).as_posix(), f))
+        else:
+            out.append((p.name, p))
+    seen: set[str] = set()
+    for rel, _ in out:
+        if rel in seen:
+            raise InvalidInput(f"two files would be stored as {rel!r}", "files")
+        seen.add(rel)
+    if not out:
+        raise InvalidInput("no files to import", "files")
+    return out
+
+
+def store_files(ws: Workspace, files: list[tuple[str, Path]]) -> list[tuple[str, str, int]]:
+    return [(rel, *ws.blobs.put_file(src)) for rel, src in files]
+
+
+def add_version(
+    s: Session,
+    ws: Workspace,
+    *,
+    model_name: str,
+    version_name: str,
+    framework: str,
+    stored: list[tuple[str, str, int]],
+    labels: list[str] | None = None,
+    tags: list[str] | None = None,
+    metrics: dict[str, Any] | None = None,
+    description: str = "",
+    parent_id: int | None = None,
+    origin_job_id: int | None = None,
+) -> ModelVersion:
+    check_version_name(version_name)
+    if not NAME_RE.match(model_name.lower()) or model_name != model_name.strip():
+        raise InvalidInput(
+            f"model name {model_name!r}: use letters, digits, '.', '_' or '-'", "model"
+        )
+    model = s.exec(select(Model).where(Model.name == model_name)).first()
+    if model is None:
+        model = Model(name=model_name, owner_id=ws.user_id)
+        s.add(model)
+        s.flush()
+    exists = s.exec(
+        select(ModelVersion).where(
+            ModelVersion.model_id == model.id, ModelVersion.name == version_name
+        )
+    ).first()
+    if exists is not None:
+        raise InvalidInput(
+            f"model {model_name!r} already has a version {version_name!r}", "version_name"
+        )
+    assert model.id is not None
+    version = ModelVersion(
+        model_id=model.id,
+        name=version_name,
+        framework=framework.lower(),
+        description=description,
+        labels=list(labels or []),
+        tags=sorted(set(tags or [])),
+        metrics=dict(metrics or {}),
+        size_bytes=sum(size for _, _, size in stored),
+        parent_id=parent_id,
+        origin_job_id=origin_job_id,
+        created_by_id=ws.user_id,
+    )
+    s.add(version)
+    s.flush()
+    assert version.id is not None
+    for rel, sha, size in stored:
+        s.add(VersionFile(version_id=version.id, path=rel, sha256=sha, size=size))
+    return version
+
+
+def unique_version_name(s: Session, model_id: int, base: str) -> str:
+    names = set(s.exec(select(ModelVersion.name).where(ModelVersion.model_id == model_id)).all())
+    if base not in names:
+        return base
+    i = 2
+    while f"{base}-{i}" in names:
+        i += 1
+    return f"{base}-{i}"
+
+
+def read_result(outputs: Path) -> dict[str, Any]:
+    """result.json, validated; a malformed one is an error naming the key."""
+    path = outputs / "result.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"result.json is not valid JSON ({exc})", "result.json") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("result.json must hold a JSON object", "result.json")
+    fw = data.get("framework")
+    if fw is not None and (not isinstance(fw, str) or not 0 < len(fw) <= 32):
+        raise InvalidInput("result.json: framework must be a short string", "result.json")
+    for key in ("tags", "labels"):
+        val = data.get(key)
+        if val is not None and (
+            not isinstance(val, list) or not all(isinstance(t, str) and len(t) <= 128 for t in val)
+        ):
+            raise InvalidInput(f"result.json: {key} must be a list of strings", "result.json")
+    metrics = data.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, dict) or not all(
+            isinstance(k, str) and (isinstance(v, int | float | str | bool) or v is None)
+            for k, v in metrics.items()
+        ):
+            raise InvalidInput(
+                "result.json: metrics must map names to numbers or strings", "result.json"
+            )
+    return data

@@ -1,0 +1,65 @@
+"""From an executor's log stream to the run's log file, batched and resumable.
+
+The follower never waits for the disk: lines collect in a buffer that a writer
+task flushes in batches (one thread hop per batch, not per line). A full buffer
+pushes back on the follower. Every (re)start of a follow first flushes, then
+resumes from the writer's last stored timestamp, so no line is lost or doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+
+from picsellia_tui.engine.executors.base import LogLine
+from picsellia_tui.engine.logtext import mask_secrets
+from picsellia_tui.storage.logfile import LogWriter
+
+HIGH_WATER = 50_000
+
+
+class LogSink:
+    def __init__(
+        self,
+        writer: LogWriter,
+        secrets: list[str],
+        on_stored: Callable[[int], None],
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        self.writer = writer
+        self.secrets = secrets
+        self.on_stored = on_stored
+        self._limiter = limiter
+        self._buf: list[LogLine] = []
+        self._ready = anyio.Event()
+        self._room = anyio.Event()
+        self._lock = anyio.Lock()
+
+    async def follow(self, open_stream: Callable[[int | None], AsyncIterator[LogLine]]) -> None:
+        """Flush what we hold, then follow from the last stored line."""
+        await self.flush()
+        since = self.writer.resume()
+        async for line in open_stream(since):
+            if self.secrets:
+                line = LogLine(line.ts_ns, line.stream, mask_secrets(line.text, self.secrets))
+            self._buf.append(line)
+            self._ready.set()
+            if len(self._buf) >= HIGH_WATER:
+                self._room = anyio.Event()
+                await self._room.wait()
+
+    async def run(self) -> None:
+        """Flush whenever lines are waiting; run it in a task beside `follow`."""
+        while True:
+            await self._ready.wait()
+            self._ready = anyio.Event()
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._buf:
+                batch, self._buf = self._buf, []
+                self._room.set()
+                await anyio.to_thread.run_sync(self.writer.append, batch, limiter=self._limiter)
+                self.on_stored(self.writer.line_count)

@@ -1,0 +1,119 @@
+"""Read models handed to the UI and the command line (never ORM rows).
+
+Secrets are masked before a view is built; `--json` dumps these as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from picsellia_tui.storage.domain import Constraints, ParamSpec
+
+
+class ProcessingView(BaseModel):
+    id: int
+    name: str
+    version: str
+    description: str
+    task: str
+    target_type: str
+    image: str
+    command: list[str]
+    output_mode: str
+    parameters: list[ParamSpec]
+    constraints: Constraints
+    visibility: str
+    owner: str | None
+    source_dir: str | None
+
+
+class FileView(BaseModel):
+    path: str
+    sha256: str
+    size: int
+
+
+class VersionView(BaseModel):
+    id: int
+    model_id: int
+    model: str
+    name: str
+    framework: str
+    description: str
+    labels: list[str]
+    tags: list[str]
+    metrics: dict[str, Any]
+    size_bytes: int
+    parent_id: int | None
+    parent: str | None  # "model/version"
+    origin_job_id: int | None
+    created_by: str | None
+    created_at: datetime
+    files: list[FileView] = []
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}/{self.name}"
+
+
+class RunView(BaseModel):
+    id: int
+    job_id: int
+    attempt: int
+    status: str
+    executor: str
+    host: str
+    ref: str | None
+    launched_by: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    exit_code: int | None
+    error_summary: str | None
+    log_path: str
+    output_version_id: int | None
+    cancel_requested: bool
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.ended_at or datetime.now(self.started_at.tzinfo)
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+class JobView(BaseModel):
+    id: int
+    processing: str
+    processing_id: int
+    task: str
+    target_version_id: int
+    target: str  # "model/version"
+    parameters: dict[str, Any]  # secrets masked
+    output_version_name: str | None
+    image_ref: str
+    image_digest: str | None
+    executor: str
+    host: str
+    launched_by: str
+    created_at: datetime
+    updated_at: datetime
+    status: str  # the latest run's
+    attempts: int
+    runs: list[RunView] = []
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("pending", "running")
+
+
+class EngineStats(BaseModel):
+    running: int
+    pending: int
+    organization: str
+    user: str
+    host: str
+    executor: str
