@@ -1,0 +1,588 @@
+"""The docker executor: one run = one detached container on a Docker host.
+
+The `ref` of a run is the container's full id. Everything is async; blocking
+docker-py calls run in worker threads. Containers outlive the app (no auto-remove):
+`find(run_id)` finds them again by label after a restart.
+
+Inside the container (see docs/run-contract.md):
+`/picsellia/context.json`, `/picsellia/inputs/` (copied in with `put_archive` before
+start), `/picsellia/outputs/` (world-writable, taken out with `get_archive` after the
+exit, through `archives.safe_extract`), env `PICSELLIA_CONTEXT`.
+
+Confinement: never privileged, `no-new-privileges`, a few capabilities dropped
+(NET_RAW, MKNOD, AUDIT_WRITE, SETFCAP), no volumes (so no Docker socket), no host
+network, no network at all unless the processing asks (`Limits.network`), memory
+(swap included), cpu and pids limits, json-file logs bounded in size, tini as PID 1
+so SIGTERM reaches the code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tarfile
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from picsellia_tui.engine.executors.archives import safe_extract
+from picsellia_tui.engine.executors.base import (
+    ExecState,
+    ExecStatus,
+    ExecutorError,
+    ImageMissing,
+    InputFile,
+    LogLine,
+    OutputRejected,
+    RunSpec,
+)
+from picsellia_tui.engine.executors.docker_logs import (
+    ContainerMissing,
+    follow_container_log_batches,
+    parse_docker_ts,
+)
+from picsellia_tui.engine.hosts import HostConfig, connect, describe_error, one_line
+from picsellia_tui.engine.images import immutable_ref, missing_image_message
+
+__all__ = [
+    "CONTEXT_PATH",
+    "INPUTS_DIR",
+    "LABEL_ENGINE",
+    "LABEL_JOB",
+    "LABEL_RUN",
+    "OUTPUTS_DIR",
+    "ContainerMissing",
+    "DockerExecutor",
+    "parse_memory",
+]
+
+T = TypeVar("T")
+
+ROOT_DIR = "/picsellia"
+CONTEXT_PATH = "/picsellia/context.json"
+INPUTS_DIR = "/picsellia/inputs"
+OUTPUTS_DIR = "/picsellia/outputs"
+
+LABEL_RUN = "picsellia-tui.run_id"
+LABEL_JOB = "picsellia-tui.job_id"
+LABEL_ENGINE = "picsellia-tui.engine_id"
+LABEL_ATTEMPT = "picsellia-tui.attempt"
+LABEL_IMAGE = "picsellia-tui.image"
+
+DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP"]
+_COPY_CHUNK = 1024 * 1024
+_WAIT_CHUNK_S = 300  # one wait request at most this long, then ask again
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """ "512m", "2g", "1.5GiB", 1048576 -> bytes (binary units, like Docker)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    s = value.strip().lower().removesuffix("ib").removesuffix("b")
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    mult = 1
+    if s and s[-1] in units:
+        mult = units[s[-1]]
+        s = s[:-1]
+    try:
+        return int(float(s) * mult)
+    except ValueError:
+        raise ValueError(f"not a memory size: {value!r} (use e.g. 512m, 2g)") from None
+
+
+def _ts_ns(value: str | None) -> int | None:
+    if not value or value.startswith("0001-01-01"):
+        return None
+    return parse_docker_ts(value.encode())
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, docker.errors.NotFound)
+
+
+# -------------------------------------------------------------------------- staging tar
+
+
+def _tar_header(name: str, kind: bytes, size: int = 0, mode: int = 0o644) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = size
+    info.mode = mode
+    info.mtime = int(time.time())
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _pad(size: int) -> bytes:
+    rem = size % tarfile.BLOCKSIZE
+    return b"\0" * (tarfile.BLOCKSIZE - rem) if rem else b""
+
+
+def _input_parts(f: InputFile) -> tuple[str, ...]:
+    pure = PurePosixPath(f.path)
+    if f.path.startswith("/") or not pure.parts or any(p in ("..", "") for p in pure.parts):
+        raise ExecutorError(f"input path {f.path!r} must be relative and stay in the inputs dir")
+    return pure.parts
+
+
+def staging_stream(context_json: bytes, inputs: list[InputFile]) -> Iterator[bytes]:
+    """A tar, streamed, of /picsellia/{context.json, inputs/..., outputs/} for `put_archive`.
+
+    Files are read in chunks: a multi-GB model is never held in memory.
+    """
+    parts_list = [_input_parts(f) for f in inputs]  # validate before sending anything
+    for f in inputs:
+        if not Path(f.source).is_file():
+            raise ExecutorError(f"input {f.path!r}: {f.source} is missing on this machine")
+    yield _tar_header("picsellia", tarfile.DIRTYPE, mode=0o755)
+    yield _tar_header("picsellia/inputs", tarfile.DIRTYPE, mode=0o755)
+    yield _tar_header("picsellia/outputs", tarfile.DIRTYPE, mode=0o777)
+    yield _tar_header("picsellia/context.json", tarfile.REGTYPE, len(context_json), 0o644)
+    yield context_json + _pad(len(context_json))
+    made: set[tuple[str, ...]] = set()
+    for f, parts in zip(inputs, parts_list, strict=True):
+        for i in range(1, len(parts)):
+            d = parts[:i]
+            if d not in made:
+                made.add(d)
+                yield _tar_header("picsellia/inputs/" + "/".join(d), tarfile.DIRTYPE, mode=0o755)
+        with open(f.source, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            yield _tar_header("picsellia/inputs/" + "/".join(parts), tarfile.REGTYPE, size, 0o644)
+            left = size
+            while left > 0:
+                chunk = fh.read(min(_COPY_CHUNK, left))
+                if not chunk:
+                    raise ExecutorError(f"input {f.path!r}: {f.source} shrank while copying")
+                left -= len(chunk)
+                yield chunk
+            yield _pad(size)
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)
+
+
+# ------------------------------------------------------------------------------ executor
+
+
+class DockerExecutor:
+    """Runs processings as containers on one Docker host (see module docstring)."""
+
+    kind = "docker"
+
+    def __init__(
+        self,
+        host: HostConfig,
+        engine_id: str,
+        *,
+        default_memory: int | str | None = None,
+        default_cpu: float | None = None,
+        pids_limit: int | None = 512,
+        log_max_size: str = "50m",
+        log_max_files: int = 2,
+        keep_failed: bool = False,
+        pull_missing: bool = True,
+        connect_timeout: float = 30.0,
+        exit_grace_s: float = 2.0,
+        poll_s: float = 1.0,
+        client_factory: Callable[[HostConfig, float], docker.DockerClient] | None = None,
+    ) -> None:
+        self.host_config = host
+        self.host = host.url
+        self.host_name = host.name
+        self.engine_id = engine_id
+        self.default_memory = parse_memory(default_memory)
+        self.default_cpu = default_cpu
+        self.pids_limit = pids_limit
+        self.log_max_size = log_max_size
+        self.log_max_files = log_max_files
+        self.keep_failed = keep_failed
+        self.pull_missing = pull_missing
+        self.connect_timeout = connect_timeout
+        self.exit_grace_s = exit_grace_s
+        self.poll_s = poll_s
+        self._factory = client_factory or connect
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DockerExecutor(host={self.host!r}, engine_id={self.engine_id!r})"
+
+    # -- plumbing
+
+    def _client_sync(self) -> docker.DockerClient:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._factory(self.host_config, self.connect_timeout)
+            return self._client
+
+    def _api(self) -> Any:
+        return self._client_sync().api
+
+    async def _call(self, fn: Callable[[], T], what: str, *, abandon_on_cancel: bool = False) -> T:
+        def guarded() -> T:
+            try:
+                return fn()
+            except ExecutorError:
+                raise
+            except Exception as exc:
+                raise describe_error(exc, self.host, what) from None
+
+        return await anyio.to_thread.run_sync(guarded, abandon_on_cancel=abandon_on_cancel)
+
+    async def client(self) -> docker.DockerClient:
+        """The connected docker-py client (connects on first use)."""
+        return await self._call(self._client_sync, "connect")
+
+    # -- images
+
+    def _image_attrs(self, image: str, processing: str | None) -> dict[str, Any]:
+        api = self._api()
+        try:
+            return dict(api.inspect_image(image))
+        except docker.errors.NotFound:
+            pass
+        if self.pull_missing and not image.startswith("sha256:"):
+            with contextlib.suppress(Exception):
+                api.pull(image)
+                return dict(api.inspect_image(image))
+        raise ImageMissing(missing_image_message(image, self.host_name, processing))
+
+    async def resolve_image(self, image: str, *, processing: str | None = None) -> str:
+        """Repo digest if the image has one, else its id; pulls when absent.
+
+        Raises ImageMissing ("image X is not on host H; build it with: picsellia-tui
+        processings build NAME --host H"); pass `processing` to name NAME.
+        """
+
+        def work() -> str:
+            return immutable_ref(self._image_attrs(image, processing), image)
+
+        return await self._call(work, f"resolve image {image}")
+
+    # -- start
+
+    def _host_config(self, spec: RunSpec) -> dict[str, Any]:
+        limits = spec.limits
+        memory = limits.memory_bytes or self.default_memory
+        cpu = limits.cpu or self.default_cpu
+        pids = limits.pids if limits.pids is not None else self.pids_limit
+        kwargs: dict[str, Any] = {
+            "privileged": False,
+            "security_opt": ["no-new-privileges"],
+            "cap_drop": list(DROPPED_CAPS),
+            "network_mode": "bridge" if limits.network else "none",
+            "init": True,
+            "auto_remove": False,
+            "log_config": docker.types.LogConfig(
+                type="json-file",
+                config={"max-size": self.log_max_size, "max-file": str(self.log_max_files)},
+            ),
+        }
+        if memory:
+            kwargs["mem_limit"] = memory
+            kwargs["memswap_limit"] = memory
+        if cpu:
+            kwargs["nano_cpus"] = int(cpu * 1e9)
+        if pids:
+            kwargs["pids_limit"] = pids
+        if limits.gpu:
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+            ]
+        return kwargs
+
+    def _labels(self, spec: RunSpec) -> dict[str, str]:
+        return {
+            **spec.labels,
+            LABEL_RUN: spec.run_id,
+            LABEL_JOB: spec.job_id,
+            LABEL_ENGINE: self.engine_id,
+            LABEL_ATTEMPT: str(spec.attempt),
+            LABEL_IMAGE: spec.image,
+        }
+
+    def _create(self, spec: RunSpec, image_id: str) -> str:
+        api = self._api()
+        env = dict(spec.env)
+        env["PICSELLIA_CONTEXT"] = CONTEXT_PATH
+        host_config = api.create_host_config(**self._host_config(spec))
+        for attempt in (1, 2):
+            try:
+                created = api.create_container(
+                    image=image_id,
+                    command=list(spec.command) or None,
+                    name=spec.name,
+                    labels=self._labels(spec),
+                    environment=env,
+                    host_config=host_config,
+                    network_disabled=not spec.limits.network,
+                    detach=True,
+                    tty=False,
+                    stdin_open=False,
+                )
+                return str(created["Id"])
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or attempt == 2:
+                    raise
+                # Name taken. A leftover of this very run that never started (crash
+                # between create and start) is replaced; anything else is an error.
+                try:
+                    other = api.inspect_container(spec.name)
+                except docker.errors.NotFound:
+                    continue
+                labels = other.get("Config", {}).get("Labels") or {}
+                status = other.get("State", {}).get("Status")
+                if labels.get(LABEL_RUN) == spec.run_id and status == "created":
+                    api.remove_container(other["Id"], force=True, v=True)
+                    continue
+                raise ExecutorError(
+                    f"a container named {spec.name} already exists on {self.host} "
+                    f"({status}); use find() to reattach or remove it"
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_sync(self, spec: RunSpec) -> str:
+        api = self._api()
+        image_id = str(
+            self._image_attrs(spec.image, spec.labels.get("picsellia-tui.processing"))["Id"]
+        )
+        cid = self._create(spec, image_id)
+        try:
+            ok = api.put_archive(cid, "/", staging_stream(spec.context_json, spec.inputs))
+            if not ok:
+                raise ExecutorError(f"staging inputs into {spec.name} failed on {self.host}")
+            api.start(cid)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                api.remove_container(cid, force=True, v=True)
+            if isinstance(exc, docker.errors.APIError):
+                text = str(exc.explanation or exc)
+                if "could not select device driver" in text or "nvidia" in text.lower():
+                    raise ExecutorError(
+                        f"host {self.host_name} has no NVIDIA GPU runtime (Docker could not "
+                        "select a GPU device driver); install the NVIDIA Container Toolkit "
+                        "there or run this processing on a GPU host"
+                    ) from None
+            raise
+        return cid
+
+    async def start(self, spec: RunSpec) -> str:
+        """Create the container, stage context + inputs, start it. Returns its id (ref).
+
+        On any failure after create, the container is removed again.
+        """
+        return await self._call(partial(self._start_sync, spec), f"start {spec.name}")
+
+    # -- logs
+
+    async def follow_log_batches(
+        self, ref: str, since_ns: int | None = None
+    ) -> AsyncGenerator[list[LogLine], None]:
+        """Like `follow_logs`, in batches: cheaper for a consumer that writes files."""
+        client = await self.client()
+        batches = follow_container_log_batches(
+            client.api,
+            ref,
+            since_ns,
+            host=self.host,
+            exit_grace_s=self.exit_grace_s,
+            poll_s=self.poll_s,
+        )
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                yield batch
+
+    async def follow_logs(
+        self, ref: str, since_ns: int | None = None
+    ) -> AsyncGenerator[LogLine, None]:
+        """Lines with ts >= since_ns (inclusive), stdout/stderr apart, until the exit.
+
+        Use `async with contextlib.aclosing(ex.follow_logs(ref)) as lines:` when you
+        may stop early, so the reader thread stops at once.
+        """
+        batches = self.follow_log_batches(ref, since_ns)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for line in batch:
+                    yield line
+
+    # -- wait / inspect
+
+    def _state_sync(self, ref: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._api().inspect_container(ref))
+        except docker.errors.NotFound:
+            return None
+
+    def _wait_once(self, ref: str) -> int | None:
+        api = self._api()
+        try:
+            result = api.wait(ref, timeout=_WAIT_CHUNK_S)
+        except docker.errors.NotFound:
+            raise ContainerMissing(f"container {ref[:12]} is gone from {self.host}") from None
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+            if "timed out" in str(exc).lower() or isinstance(exc, requests.exceptions.ReadTimeout):
+                return None
+            raise
+        return int(result.get("StatusCode", -1))
+
+    async def wait(self, ref: str) -> int:
+        """Exit code once the container has exited. Cancellable at any time.
+
+        Raises ContainerMissing when it is gone, ExecutorError when it never started.
+        """
+        attrs = await self._call(partial(self._state_sync, ref), f"inspect {ref[:12]}")
+        if attrs is None:
+            raise ContainerMissing(f"container {ref[:12]} is gone from {self.host}")
+        if attrs.get("State", {}).get("Status") == "created":
+            raise ExecutorError(f"container {ref[:12]} was created but never started")
+        while True:
+            code = await self._call(
+                partial(self._wait_once, ref), f"wait for {ref[:12]}", abandon_on_cancel=True
+            )
+            if code is not None:
+                return code
+
+    async def inspect(self, ref: str) -> ExecState:
+        attrs = await self._call(partial(self._state_sync, ref), f"inspect {ref[:12]}")
+        if attrs is None:
+            return ExecState(status="missing", error="container is gone")
+        state = attrs.get("State") or {}
+        raw = str(state.get("Status") or "")
+        status: ExecStatus
+        if raw in ("running", "paused", "restarting"):
+            status = "running"
+        elif raw == "created":
+            status = "created"
+        else:  # exited, dead, removing
+            status = "exited"
+        error: str | None = None
+        if state.get("OOMKilled"):
+            error = "OOMKilled"
+        elif state.get("Error"):
+            error = one_line(state["Error"])
+        elif raw == "dead":
+            error = "container is dead"
+        return ExecState(
+            status=status,
+            exit_code=int(state["ExitCode"]) if status == "exited" else None,
+            started_ns=_ts_ns(state.get("StartedAt")),
+            finished_ns=_ts_ns(state.get("FinishedAt")) if status == "exited" else None,
+            error=error,
+        )
+
+    # -- outputs
+
+    def _collect_sync(self, ref: str, dest: Path, quota_bytes: int) -> None:
+        api = self._api()
+        if self._state_sync(ref) is None:
+            raise ContainerMissing(f"container {ref[:12]} is gone from {self.host}")
+        url = api._url("/containers/{0}/archive", ref)
+        res = api._get(url, params={"path": OUTPUTS_DIR}, stream=True)
+        try:
+            try:
+                api._raise_for_status(res)
+            except docker.errors.NotFound:
+                raise OutputRejected(
+                    f"the run left no output folder ({OUTPUTS_DIR} was removed)"
+                ) from None
+            safe_extract(
+                res.iter_content(chunk_size=_COPY_CHUNK),
+                dest,
+                quota_bytes,
+                strip_prefix=PurePosixPath(OUTPUTS_DIR).name,
+            )
+        finally:
+            res.close()
+
+    async def collect_outputs(self, ref: str, dest: Path, quota_bytes: int) -> None:
+        """Copy /picsellia/outputs into `dest` (must not exist). Raises OutputRejected."""
+        await self._call(
+            partial(self._collect_sync, ref, Path(dest), quota_bytes), f"outputs of {ref[:12]}"
+        )
+
+    # -- kill / remove / find
+
+    def _kill_sync(self, ref: str, grace_s: float) -> None:
+        try:
+            self._api().stop(ref, timeout=max(0, math.ceil(grace_s)))
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code in (304, 409):  # already stopped / being removed
+                return
+            raise
+
+    async def kill(self, ref: str, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after grace_s (rounded up to whole seconds). Idempotent."""
+        await self._call(partial(self._kill_sync, ref, grace_s), f"stop {ref[:12]}")
+
+    def _remove_sync(self, ref: str) -> None:
+        api = self._api()
+        if self.keep_failed:
+            attrs = self._state_sync(ref)
+            state = (attrs or {}).get("State") or {}
+            if (
+                attrs is not None
+                and not state.get("Running")
+                and (state.get("ExitCode") or state.get("OOMKilled"))
+            ):
+                return  # kept for debugging (docker logs / docker cp)
+        try:
+            api.remove_container(ref, force=True, v=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc.explanation):
+                return
+            raise
+
+    async def remove(self, ref: str) -> None:
+        """Remove the container (force). Idempotent. With keep_failed, failed runs stay."""
+        await self._call(partial(self._remove_sync, ref), f"remove {ref[:12]}")
+
+    def _find_sync(self, run_id: str) -> str | None:
+        found = self._api().containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
+        if not found:
+            return None
+        newest = max(found, key=lambda c: int(c.get("Created") or 0))
+        return str(newest["Id"])
+
+    async def find(self, run_id: str) -> str | None:
+        """The id of the run's container (running or not), by label; None if none."""
+        return await self._call(partial(self._find_sync, run_id), f"find run {run_id}")
+
+    def _list_sync(self) -> dict[str, str]:
+        found = self._api().containers(
+            all=True, filters={"label": f"{LABEL_ENGINE}={self.engine_id}"}
+        )
+        out: dict[str, str] = {}
+        for c in sorted(found, key=lambda c: int(c.get("Created") or 0)):
+            run_id = (c.get("Labels") or {}).get(LABEL_RUN)
+            if run_id:
+                out[str(run_id)] = str(c["Id"])
+        return out
+
+    async def list_runs(self) -> dict[str, str]:
+        """run_id -> ref for every container of this engine on the host (reconciliation)."""
+        return await self._call(self._list_sync, "list containers")
+
+    async def aclose(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            await anyio.to_thread.run_sync(client.close)

@@ -1,0 +1,596 @@
+"""Docker hosts: where containers run, and how to reach them.
+
+A host is `local` (the environment's Docker: `DOCKER_HOST` or the default socket), a
+`unix://` socket, `ssh://user@host[:port]` (through the SYSTEM ssh client, so
+`~/.ssh/config`, agents, ProxyJump, ControlMaster and `known_hosts` all apply) or
+`tcp://host:port` (TLS with verification when certificates are configured).
+
+`connect` returns a ready `docker.DockerClient`; every failure to reach a host becomes
+`HostUnreachable` with one line that says what to do. `probe` is what `doctor` shows.
+
+SSH transport: docker-py's own ssh support needs paramiko and, when shelling out,
+opens a new ssh process per request and lets ssh write to our terminal. This module
+ships a small transport instead: one `ssh ... docker system dial-stdio` process per
+pooled HTTP connection, run with `BatchMode=yes` (never prompts: a password or an
+unknown host key fails instead of hanging the TUI), stderr kept away from the
+terminal, in its own session (Ctrl-C in the TUI does not kill it). Host key checking
+is never weakened: an unknown key is refused with the `ssh-keyscan` line to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import select
+import socket
+import subprocess
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import requests.exceptions
+import urllib3
+import urllib3.connection
+import urllib3.connectionpool
+from docker.tls import TLSConfig
+from docker.transport.basehttpadapter import BaseHTTPAdapter
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from picsellia_tui.engine.executors.base import ExecutorError, HostUnreachable
+
+__all__ = [
+    "HostConfig",
+    "HostReport",
+    "connect",
+    "describe_error",
+    "one_line",
+    "probe",
+    "ssh_preflight",
+]
+
+DEFAULT_TIMEOUT = 30.0
+MAX_POOL_SIZE = 32
+_SSH_SCHEME = "ssh://"
+
+
+class HostConfig(BaseModel):
+    """One Docker host as configured (`[hosts.NAME]` in the config file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "local"
+    url: str = "local"  # local | unix:///path | ssh://user@host[:port] | tcp://host:port
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_verify: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        v = v.strip()
+        if v == "local":
+            return v
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in ("unix", "ssh", "tcp"):
+            raise ValueError(
+                f"host url {v!r} must be 'local', unix:///path, ssh://user@host[:port] "
+                "or tcp://host:port"
+            )
+        parsed = urllib.parse.urlparse(v)
+        if scheme == "unix" and not parsed.path:
+            raise ValueError(f"host url {v!r} names no socket path")
+        if scheme in ("ssh", "tcp"):
+            if not parsed.hostname:
+                raise ValueError(f"host url {v!r} names no host")
+            try:
+                _ = parsed.port
+            except ValueError as exc:
+                raise ValueError(f"host url {v!r}: {exc}") from None
+            if parsed.path not in ("", "/"):
+                raise ValueError(f"host url {v!r} must not have a path")
+        if scheme == "tcp" and parsed.port is None:
+            raise ValueError(f"host url {v!r} needs a port (tcp://host:2376)")
+        return v
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> HostConfig:
+        if self.uses_tls and self.scheme != "tcp":
+            raise ValueError(f"host {self.name!r}: TLS settings only apply to tcp:// hosts")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(f"host {self.name!r}: set both tls_cert and tls_key, or neither")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "local" if self.url == "local" else self.url.split("://", 1)[0]
+
+    @property
+    def uses_tls(self) -> bool:
+        return any(p is not None for p in (self.tls_ca, self.tls_cert, self.tls_key))
+
+    @property
+    def is_remote(self) -> bool:
+        return self.scheme in ("ssh", "tcp")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass
+class HostReport:
+    """What `doctor` prints about one host."""
+
+    name: str
+    url: str
+    reachable: bool
+    api_version: str | None = None
+    server_version: str | None = None
+    os: str | None = None
+    arch: str | None = None
+    gpu_runtime: bool = False  # an "nvidia" runtime is registered with the daemon
+    runtimes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+_REASONS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"FileNotFoundError|No such file or directory", re.I), "no Docker socket there"),
+    (
+        re.compile(r"PermissionError|Permission denied", re.I),
+        "permission denied on the Docker socket (is your user in the docker group?)",
+    ),
+    (re.compile(r"Connection refused|ConnectionRefused", re.I), "connection refused"),
+    (re.compile(r"timed out|Timeout", re.I), "timed out"),
+    (
+        re.compile(r"Name or service not known|nodename nor servname|NameResolution", re.I),
+        "cannot resolve the host name",
+    ),
+    (
+        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
+        "TLS: certificate verification failed",
+    ),
+    (re.compile(r"SSLError|SSL", re.I), "TLS handshake failed"),
+    (
+        re.compile(
+            r"Broken pipe|BrokenPipe|Connection reset|ConnectionReset"
+            r"|RemoteDisconnected|Connection aborted",
+            re.I,
+        ),
+        "connection lost",
+    ),
+]
+
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    for pattern, reason in _REASONS:
+        if pattern.search(text):
+            return reason
+    return one_line(exc) or type(exc).__name__
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, docker.errors.APIError):
+        return False
+    return isinstance(
+        exc,
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | urllib3.exceptions.HTTPError
+        | ConnectionError
+        | TimeoutError
+        | socket.error,
+    ) or (isinstance(exc, docker.errors.DockerException) and "fetching server API" in str(exc))
+
+
+def describe_error(exc: BaseException, host: HostConfig | str, what: str = "") -> ExecutorError:
+    """Turn any exception from docker-py into one `ExecutorError` line.
+
+    Connection problems become `HostUnreachable`; daemon answers keep the daemon's own
+    explanation. `what` names the operation ("start run-3f2a", "pull python:3.11").
+    """
+    if isinstance(exc, ExecutorError):
+        return exc
+    url = host.url if isinstance(host, HostConfig) else host
+    prefix = f"{what}: " if what else ""
+    if isinstance(exc, docker.errors.APIError):
+        explanation = exc.explanation or str(exc)
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode("utf-8", "replace")
+        return ExecutorError(f"{prefix}{one_line(explanation)} (on {url})")
+    if _is_connection_error(exc):
+        return HostUnreachable(f"{url}: {prefix}{_reason(exc)}")
+    return ExecutorError(f"{prefix}{one_line(exc) or type(exc).__name__} (on {url})")
+
+
+# ----------------------------------------------------------------------- ssh transport
+
+
+@dataclass(frozen=True)
+class _SSHTarget:
+    url: str
+    host: str
+    user: str | None
+    port: int | None
+
+    @classmethod
+    def parse(cls, url: str) -> _SSHTarget:
+        parsed = urllib.parse.urlparse(url)
+        if not parsed.hostname:
+            raise HostUnreachable(f"{url}: no host name in the URL")
+        return cls(url=url, host=parsed.hostname, user=parsed.username, port=parsed.port)
+
+    def argv(self, command: str, timeout: float) -> list[str]:
+        args = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={max(1, int(timeout))}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+        ]
+        if self.user:
+            args += ["-l", self.user]
+        if self.port:
+            args += ["-p", str(self.port)]
+        return [*args, "--", self.host, command]
+
+    def keyscan_hint(self) -> str:
+        port = f"-p {self.port} " if self.port else ""
+        return f"ssh-keyscan {port}{self.host} >> ~/.ssh/known_hosts"
+
+
+def _ssh_failure(target: _SSHTarget, rc: int, stderr: str) -> HostUnreachable:
+    url = target.url
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
+        return HostUnreachable(
+            f"{url}: host key CHANGED (possible man-in-the-middle); if the host was "
+            f"reinstalled, remove the old key with: ssh-keygen -R "
+            f"{'[' + target.host + ']:' + str(target.port) if target.port else target.host}"
+        )
+    if (
+        "Host key verification failed" in stderr
+        or "No ED25519 host key is known" in stderr
+        or (re.search(r"No \S+ host key is known", stderr))
+    ):
+        return HostUnreachable(
+            f"{url}: host key unknown; add it with: {target.keyscan_hint()} "
+            "(check the fingerprint first)"
+        )
+    if "Permission denied" in stderr and "docker" not in stderr.lower():
+        return HostUnreachable(
+            f"{url}: ssh authentication refused (check the user, your key or ssh-agent)"
+        )
+    if "Connection refused" in stderr:
+        return HostUnreachable(f"{url}: ssh connection refused (is sshd listening there?)")
+    if "timed out" in stderr:
+        return HostUnreachable(f"{url}: ssh connection timed out")
+    if "Could not resolve hostname" in stderr:
+        return HostUnreachable(f"{url}: cannot resolve the host name")
+    if rc == 127 or "command not found" in stderr or "docker: not found" in stderr:
+        return HostUnreachable(
+            f"{url}: the docker CLI is not installed on the remote host "
+            "(ssh hosts need `docker system dial-stdio` there)"
+        )
+    if "permission denied while trying to connect to the Docker daemon" in stderr:
+        return HostUnreachable(
+            f"{url}: the ssh user cannot use Docker there (add it to the docker group)"
+        )
+    if "Cannot connect to the Docker daemon" in stderr or "Is the docker daemon running" in stderr:
+        return HostUnreachable(f"{url}: no Docker daemon answers on the remote host")
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    last = lines[-1] if lines else f"ssh exited with status {rc}"
+    return HostUnreachable(f"{url}: {one_line(last)}")
+
+
+def ssh_preflight(url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Reach the remote Docker through ssh once, with errors explained.
+
+    Returns the remote server's version. Raises HostUnreachable with one line
+    (unknown host key, authentication refused, no docker CLI, ...).
+    """
+    target = _SSHTarget.parse(url)
+    argv = target.argv("docker version --format '{{.Server.Version}}'", timeout)
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout + 5,
+            start_new_session=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise HostUnreachable(f"{url}: no ssh client here (install openssh-client)") from None
+    except subprocess.TimeoutExpired:
+        raise HostUnreachable(f"{url}: ssh connection timed out") from None
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise _ssh_failure(target, proc.returncode, stderr)
+    return proc.stdout.decode("utf-8", "replace").strip()
+
+
+class _PipeRaw(io.RawIOBase):
+    """Reads the ssh process's stdout; honours the owning socket's timeout.
+
+    Closing it does not close the pipe: http.client closes its response file after
+    each response, while the connection (the ssh process) stays pooled.
+    """
+
+    def __init__(self, owner: _SSHSocket) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        fd = self._owner.stdout_fd()
+        timeout = self._owner.gettimeout()
+        if timeout is not None:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise TimeoutError("timed out")
+        try:
+            return os.readv(fd, [b])
+        except OSError:
+            return 0
+
+
+class _SSHFile(io.BufferedReader):
+    channel: _SSHSocket  # docker-py's _get_raw_response_socket looks for `.channel`
+
+
+class _SSHSocket:
+    """Just enough of a socket for urllib3/http.client, over `ssh ... dial-stdio`."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._argv = argv
+        self._timeout: float | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def connect(self) -> None:
+        self.proc = subprocess.Popen(
+            self._argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            bufsize=0,
+        )
+
+    def stdout_fd(self) -> int:
+        if self.proc is None or self.proc.stdout is None:
+            raise OSError("ssh connection is closed")
+        return self.proc.stdout.fileno()
+
+    def fileno(self) -> int:
+        return self.stdout_fd()
+
+    def settimeout(self, timeout: object) -> None:
+        self._timeout = float(timeout) if isinstance(timeout, int | float) else None
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setsockopt(self, *args: object) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            raise OSError("ssh connection is closed")
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except ValueError:
+            raise BrokenPipeError("ssh connection is closed") from None
+
+    def send(self, data: bytes) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> _SSHFile:
+        f = _SSHFile(_PipeRaw(self), buffer_size=64 * 1024)
+        f.channel = self
+        return f
+
+    def shutdown(self, how: int = socket.SHUT_RDWR) -> None:
+        """Unblock readers in other threads: end the ssh process."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.terminate()
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError, ValueError):
+                if stream is not None:
+                    stream.close()
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=2)
+
+
+class _SSHConnection(urllib3.connection.HTTPConnection):
+    def __init__(self, *args: Any, ssh_argv: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ssh_argv = ssh_argv
+
+    def _new_conn(self) -> Any:
+        sock = _SSHSocket(self._ssh_argv)
+        sock.connect()
+        return sock
+
+
+class _SSHConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _SSHConnection
+
+
+class _SSHAdapter(BaseHTTPAdapter):
+    def __init__(self, argv: list[str], timeout: float, max_pool_size: int) -> None:
+        self._argv = argv
+        self._timeout = timeout
+        self._max_pool_size = max_pool_size
+        self._pool: _SSHConnectionPool | None = None
+        super().__init__()
+
+    def get_connection(self, url: str | bytes, proxies: Any = None) -> _SSHConnectionPool:
+        if self._pool is None:
+            self._pool = _SSHConnectionPool(
+                "localhost",
+                timeout=self._timeout,
+                maxsize=self._max_pool_size,
+                ssh_argv=self._argv,
+            )
+        return self._pool
+
+    def request_url(self, request: Any, proxies: Any) -> str:
+        return str(request.path_url)
+
+    def close(self) -> None:
+        super().close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
+    ssh_preflight(url, timeout)
+    target = _SSHTarget.parse(url)
+    # Build the client on a placeholder URL with a fixed version (no request), then
+    # route every request through our ssh adapter and ask the real API version.
+    client = docker.DockerClient(
+        base_url="unix:///var/run/docker.sock",
+        version="1.41",
+        timeout=int(timeout),
+        max_pool_size=MAX_POOL_SIZE,
+    )
+    api: Any = client.api  # private docker-py attributes below
+    for prefix in list(api.adapters):
+        api.adapters.pop(prefix).close()
+    adapter = _SSHAdapter(target.argv("docker system dial-stdio", timeout), timeout, MAX_POOL_SIZE)
+    api.mount("http+docker://ssh", adapter)
+    api._custom_adapter = adapter
+    api.base_url = "http+docker://ssh"
+    try:
+        api._version = api._retrieve_server_version()
+    except Exception as exc:
+        client.close()
+        raise describe_error(exc, url) from None
+    return client
+
+
+# ----------------------------------------------------------------------------- connect
+
+
+def _tls_config(host: HostConfig) -> TLSConfig | None:
+    if not host.uses_tls:
+        return None
+    for p in (host.tls_ca, host.tls_cert, host.tls_key):
+        if p is not None and not Path(p).expanduser().is_file():
+            raise HostUnreachable(f"{host.url}: TLS file {p} not found")
+    verify: bool | str = False
+    if host.tls_verify:
+        verify = str(Path(host.tls_ca).expanduser()) if host.tls_ca else True
+    client_cert = (
+        (str(Path(host.tls_cert).expanduser()), str(Path(host.tls_key).expanduser()))
+        if host.tls_cert and host.tls_key
+        else None
+    )
+    return TLSConfig(
+        client_cert=client_cert,
+        ca_cert=str(Path(host.tls_ca).expanduser()) if host.tls_ca else None,
+        verify=verify,
+    )
+
+
+def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
+    """A connected client (the daemon answered a ping). Blocking.
+
+    Raises HostUnreachable (one line) when the daemon cannot be reached.
+    `timeout` bounds the connection and is the default per-request read timeout.
+    """
+    client: docker.DockerClient | None = None
+    try:
+        if host.scheme == "ssh":
+            client = _ssh_client(host.url, timeout)
+        elif host.scheme == "local":
+            env_host = os.environ.get("DOCKER_HOST", "")
+            if env_host.startswith(_SSH_SCHEME):
+                client = _ssh_client(env_host, timeout)
+            else:
+                client = docker.from_env(timeout=int(timeout), max_pool_size=MAX_POOL_SIZE)
+        else:
+            client = docker.DockerClient(
+                base_url=host.url,
+                tls=_tls_config(host) or False,
+                timeout=int(timeout),
+                max_pool_size=MAX_POOL_SIZE,
+            )
+        client.ping()
+        return client
+    except HostUnreachable:
+        if client is not None:
+            client.close()
+        raise
+    except Exception as exc:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        err = describe_error(exc, host)
+        if not isinstance(err, HostUnreachable):
+            err = HostUnreachable(str(err))
+        raise err from None
+
+
+def probe(host: HostConfig, timeout: float = 10.0) -> HostReport:
+    """Reach the host and describe it; never raises for connection problems."""
+    report = HostReport(name=host.name, url=host.url, reachable=False)
+    try:
+        client = connect(host, timeout)
+    except ExecutorError as exc:
+        report.error = str(exc)
+        return report
+    try:
+        version = client.version()
+        info = client.info()
+    except Exception as exc:
+        report.error = str(describe_error(exc, host, "probe"))
+        return report
+    finally:
+        client.close()
+    report.reachable = True
+    report.api_version = str(version.get("ApiVersion") or "") or None
+    report.server_version = str(version.get("Version") or "") or None
+    report.os = str(info.get("OperatingSystem") or version.get("Os") or "") or None
+    report.arch = str(info.get("Architecture") or version.get("Arch") or "") or None
+    runtimes = info.get("Runtimes") or {}
+    report.runtimes = sorted(str(r) for r in runtimes)
+    report.gpu_runtime = "nvidia" in runtimes
+    return report
