@@ -703,6 +703,11 @@ class Engine:
             return
         elif run.ref is None:
             await self._db(self._write(lambda s: _set_ref(s, run_id, ref)))
+        state = await self._with_host_retry(lambda: ex.inspect(ref))
+        if state.status == "missing":
+            await self._fail(run_id, f"its {_what(job.executor)} vanished: {ref} no longer "
+                                     f"exists on {job.host}")
+            return
         await self._follow_to_end(run_id, job, ex, ref)
 
     async def _start(
@@ -826,7 +831,10 @@ class Engine:
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         writer = await self._db(lambda: LogWriter(log_path))
         try:
-            exit_code = await self._capture(run_id, job, ex, ref, writer, secrets)
+            try:
+                exit_code = await self._capture(run_id, job, ex, ref, writer, secrets)
+            except BaseExceptionGroup as group:
+                raise _unwrap(group) from None
         except ExecutorError as exc:
             await self._db(writer.close)
             state = None
@@ -983,6 +991,15 @@ class Engine:
             await ex.remove(ref)
         except ExecutorError as exc:
             log.warning("could not remove %s: %s", ref, exc)
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf error of a task group's failure (an executor error if any)."""
+    match = group.subgroup(ExecutorError)
+    pick: BaseException = match if match is not None else group
+    while isinstance(pick, BaseExceptionGroup):
+        pick = pick.exceptions[0]
+    return pick
 
 
 def _what(kind: str) -> str:
