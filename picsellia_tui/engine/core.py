@@ -120,7 +120,8 @@ class Engine:
     ) -> None:
         assert self._tg is not None and self._stack is not None
         self._tg.cancel_scope.cancel()
-        await self._stack.__aexit__(et, e, tb)
+        # The caller's own exception propagates as it is (not wrapped in a group).
+        await self._stack.__aexit__(None, None, None)
         # Leases are released so another engine takes over at once, not after a timeout.
         if self._supervised:
             ids = list(self._supervised)

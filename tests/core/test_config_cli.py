@@ -1,0 +1,107 @@
+"""Configuration lookup and the command line as a user meets it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from picsellia_tui.engine.config import ConfigError, Settings, load_settings
+from tests.core.helpers import FIXTURES, model_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    data = tomllib.loads(text)
+    Settings(**data)
+    for key in Settings.model_fields:
+        assert f"{key} =" in text, f"config.example.toml does not document {key}"
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = tmp_path / "a.toml"
+    a.write_text('organization = "from-a"\nconcurrency = 3\n')
+    b = tmp_path / "b.toml"
+    b.write_text('organization = "from-b"\n')
+    monkeypatch.setenv("PICSELLIA_TUI_CONFIG", str(b))
+    assert load_settings(a).organization == "from-a"
+    assert load_settings().organization == "from-b"
+    monkeypatch.setenv("PICSELLIA_TUI_ORGANIZATION", "from-env")
+    s = load_settings(a)
+    assert s.organization == "from-env" and s.concurrency == 3
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("concurrency = 0\n")
+    with pytest.raises(ConfigError, match=r"concurrency: Input should be greater"):
+        load_settings(bad)
+    bad.write_text('default_host = "nope"\n')
+    with pytest.raises(ConfigError, match="default_host 'nope' is not one of the hosts"):
+        load_settings(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICSELLIA_TUI_")}
+    env.update(PICSELLIA_TUI_DATA_DIR=str(tmp / "data"), PICSELLIA_TUI_EXECUTOR="process",
+               PICSELLIA_TUI_PROCESSINGS_DIR=str(tmp / "procs"))
+    exe = Path(sys.executable).with_name("picsellia-tui")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli_as_a_new_user(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "procs").mkdir()
+    shutil.copytree(FIXTURES / "proc_copy", tmp_path / "procs" / "test-copy")
+    m = model_file(tmp_path)
+    r = _cli(tmp_path, "models", "import", "m/v1", str(m), "--framework", "onnx")
+    assert r.returncode == 0, r.stderr
+    r = _cli(tmp_path, "launch", "test-copy", "m/v1", "-p", "lines=2", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert "line 1" in r.stdout and "run #1: succeeded" in r.stdout
+    r = _cli(tmp_path, "launch", "test-copy", "m/v1", "-p", "fail=true", "--wait")
+    assert r.returncode == 1
+    assert "RuntimeError: asked to fail" in r.stdout + r.stderr
+    r = _cli(tmp_path, "jobs", "list", "--json")
+    assert r.returncode == 0 and '"status": "failed"' in r.stdout
+    r = _cli(tmp_path, "jobs", "logs", "1")
+    assert r.stdout.splitlines()[1:3] == ["line 0", "line 1"]
+    r = _cli(tmp_path, "jobs", "rerun", "1", "--wait")
+    assert r.returncode == 0 and "run #2: succeeded" in r.stdout
+    # errors: one line on stderr, non-zero exit, no traceback
+    for args, expected in [
+        (("launch", "test-copy", "m/v1", "-p", "lines=lots"), "is not an integer"),
+        (("launch", "nope", "m/v1"), "no processing named 'nope'"),
+        (("launch", "test-copy", "x/y"), "no model named 'x'"),
+        (("jobs", "show", "99"), "no job 99"),
+        (("models", "import", "m/v1", str(m)), "already has a version 'v1'"),
+        (("processings", "create", str(tmp_path)), "no processing.toml in this folder"),
+        (("--config", str(tmp_path / "nope.toml"), "jobs", "list"), "does not exist"),
+    ]:
+        r = _cli(tmp_path, *args)
+        assert r.returncode != 0, args
+        assert expected in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_version_and_help_import_nothing_heavy() -> None:
+    code = (
+        "import sys; sys.argv=['picsellia-tui','--version'];"
+        "from picsellia_tui.tui import cli\n"
+        "try:\n cli.main()\nexcept SystemExit: pass\n"
+        "heavy=[m for m in ('textual','docker','sqlalchemy') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("picsellia-tui ")
