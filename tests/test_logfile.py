@@ -422,3 +422,26 @@ def test_writer_rejects_after_close(tmp_path: Path) -> None:
     w.close()
     with pytest.raises(ValueError):
         w.append([L(1, "x")])
+
+
+def test_text_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import picsellia_tui.storage.logfile as lf
+
+    monkeypatch.setattr(lf, "_CHUNK", 64)
+    path = tmp_path / "c.log"
+    odd = ["plain", "é漢", "tab\there", "back\\slash", "x\ny", "\x1b[31mred", "lone \udc80"]
+    with LogWriter(path) as w:
+        w.append(L(i, f"row {i}") for i in range(20))
+        w.append(L(100 + i, t) for i, t in enumerate(odd))
+    r = LogReader(path)
+    got: list[str] = []
+    for first, chunk, plain in r.text_chunks(3):
+        assert first == 3 + len(got)
+        for raw in chunk:
+            text = lf.decode_text(raw)
+            if plain:
+                assert raw.decode("utf-8") == text
+            got.append(text)
+    assert got == [f"row {i}" for i in range(3, 20)] + odd
+    assert [t for _, c, _ in r.text_chunks(5, 7) for t in c] == [b"row 5", b"row 6"]
+    assert list(r.text_chunks(30)) == []

@@ -132,6 +132,11 @@ def _decode_text(raw: bytes) -> str:
     return "".join(out)
 
 
+def decode_text(raw: bytes) -> str:
+    """The text of a record from its stored (escaped) bytes. Never raises."""
+    return _decode_text(raw)
+
+
 def decode_record(line: bytes) -> LogRecord:
     """Parse one record (with or without its ``\\n``). Never raises."""
     if line.endswith(b"\n"):
@@ -390,7 +395,7 @@ class LogWriter:
             text = line.text
             body = None
             if "\\" not in text and "\n" not in text:
-                try:  # noqa: SIM105 (hot loop: suppress() is slower)
+                try:
                     body = text.encode("utf-8")
                 except UnicodeEncodeError:
                     pass
@@ -629,6 +634,24 @@ class LogReader:
             chunk_stop = next(self._chunks(start, stop))[1]
             yield from self.records(start, chunk_stop)
             i = chunk_stop
+
+    def text_chunks(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, list[bytes], bool]]:
+        """Records [start, stop) a few MB at a time, as ``(first index, texts,
+        plain)``; for callers that measure or scan many lines cheaply.
+
+        Each text is the record's stored text bytes. When `plain` is true no text in
+        the chunk holds an escape or a control character, so each is exactly the
+        UTF-8 of the record's text; otherwise decode each with :func:`decode_text`.
+        """
+        start, stop = self._clamp(start, stop)
+        for a, b in self._chunks(start, stop):
+            data = self._raw(a, b)
+            lines = data.split(b"\n")
+            lines.pop()
+            plain = b"\\" not in data and not _has_controls(data)
+            yield a, [ln[ln.find(b" ") + 3 :] for ln in lines], plain
 
     def tail(self, n: int) -> list[LogRecord]:
         return self.records(max(0, len(self) - n))

@@ -402,3 +402,25 @@ def test_log_lines_is_a_scroll_view() -> None:
     from textual.scroll_view import ScrollView
 
     assert issubclass(LogLines, ScrollView)
+
+
+async def test_wrap_keeps_the_top_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.log"
+    write(path, [f"line {i:03d} " + ("y" * 250 if i % 3 == 0 else "") for i in range(300)])
+    app = LogApp(path, follow=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        lines = view_of(app).log_lines
+        lines.scroll_to(y=120, animate=False)
+        await settle(pilot)
+        assert lines.top_line == 120
+        await pilot.press("w")
+        await settle(pilot)
+        assert lines.wrapped and lines.top_line == 120
+        assert screen_text(app)[0].startswith("  line 120")
+        await pilot.press("t")
+        await settle(pilot)
+        assert lines.top_line == 120
+        await pilot.press("w")
+        await settle(pilot)
+        assert not lines.wrapped and lines.top_line == 120

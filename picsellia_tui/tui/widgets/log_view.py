@@ -20,6 +20,7 @@ import itertools
 import re
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, get_current_worker
 
 from picsellia_tui.engine.logtext import sanitize, strip_ansi
-from picsellia_tui.storage.logfile import LogReader, LogRecord
+from picsellia_tui.storage.logfile import LogReader, LogRecord, decode_text
 
 DEFAULT_SAVE_DIR = Path("~/picsellia-logs")
 DISPLAY_CAP = 10_000  # cells shown of one line (the rest is "…"); export keeps all
@@ -62,6 +63,34 @@ def _ts_label(ts_ns: int) -> str:
 def _plain_cells(text: str) -> int:
     """Cells the record's text takes once sanitized (capped like the display)."""
     return min(cell_len(strip_ansi(text[:_RAW_CAP])), DISPLAY_CAP)
+
+
+def measure_rows(
+    reader: LogReader,
+    start: int,
+    stop: int | None,
+    width: int,
+    prefix: int,
+    cancelled: Callable[[], bool] | None = None,
+) -> array[int] | None:
+    """Rows each line [start, stop) takes when wrapped at `width` cells after a
+    `prefix`-cell gutter (character wrap, so exact). None if cancelled."""
+    out = array("Q")
+    width = max(1, width)
+    k = max(0, prefix) + width - 1  # rows = ceil((prefix + cells) / width), at least 1
+    for _, texts, plain in reader.text_chunks(start, stop):
+        if cancelled is not None and cancelled():
+            return None
+        if plain and all(map(bytes.isascii, texts)):
+            cells = list(map(len, texts))
+            if cells and max(cells) > DISPLAY_CAP:
+                cells = [min(c, DISPLAY_CAP) for c in cells]
+        elif plain:
+            cells = [min(cell_len(t.decode("utf-8", "replace")), DISPLAY_CAP) for t in texts]
+        else:
+            cells = [_plain_cells(decode_text(t)) for t in texts]
+        out.extend([(c + k) // width or 1 for c in cells])
+    return out
 
 
 def compile_search(pattern: str) -> tuple[re.Pattern[str], str, bool, bool] | None:
@@ -133,14 +162,10 @@ class LogLines(ScrollView, can_focus=True):
     def _prefix_width(self) -> int:
         return _GUTTER + (_TS_WIDTH if self.show_timestamps else 0)
 
-    def _height_of(self, rec: LogRecord, width: int) -> int:
-        cells = self._prefix_width + _plain_cells(rec.text)
-        return max(1, -(-cells // width))
-
     @property
     def wrapped(self) -> bool:
-        """Rows are wrapped lines (wrap on and row offsets ready)."""
-        return self.wrap and self._cum is not None
+        """Rows are wrapped lines (row offsets ready; cleared when wrap goes off)."""
+        return self._cum is not None
 
     def row_of_line(self, line: int) -> int:
         if self.wrapped:
@@ -243,23 +268,19 @@ class LogLines(ScrollView, can_focus=True):
 
     def _extend_cum(self, cum: array[int], start: int, width: int) -> None:
         assert self.reader is not None
-        total = cum[-1]
-        for rec in self.reader.records(start):
-            total += self._height_of(rec, width)
-            cum.append(total)
+        heights = measure_rows(self.reader, start, None, width, self._prefix_width)
+        assert heights is not None
+        running = itertools.accumulate(heights, initial=cum[-1])
+        next(running)  # the initial value, already in cum
+        cum.extend(running)
 
     @work(thread=True, exclusive=True, group="log-wrap")
     def _measure_worker(self, reader: LogReader, width: int, timestamps: bool, top: int) -> None:
         worker = get_current_worker()
         prefix = _GUTTER + (_TS_WIDTH if timestamps else 0)
-        n = len(reader)
-        heights = array("Q")
-        step = 20_000
-        for a in range(0, n, step):
-            if worker.is_cancelled:
-                return
-            for rec in reader.records(a, min(n, a + step)):
-                heights.append(max(1, -(-(prefix + _plain_cells(rec.text)) // width)))
+        heights = measure_rows(reader, 0, len(reader), width, prefix, lambda: worker.is_cancelled)
+        if heights is None:
+            return
         cum = array("Q", [0])
         cum.extend(itertools.accumulate(heights))
         if not worker.is_cancelled:
