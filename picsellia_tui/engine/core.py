@@ -9,6 +9,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import Any, Self, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
 from sqlmodel import Session, select
 
 from picsellia_tui.engine import catalog, queries
@@ -53,7 +55,7 @@ from picsellia_tui.engine.executors.base import (
     RunSpec,
 )
 from picsellia_tui.engine.logcapture import LogSink
-from picsellia_tui.engine.views import EngineStats, JobView, RunView, VersionView
+from picsellia_tui.engine.views import EngineStats, JobView, ProcessingView, RunView, VersionView
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage import repo
 from picsellia_tui.storage.domain import OutputMode, RunStatus, parse_memory
@@ -173,7 +175,7 @@ class Engine:
                 )
         return self._executors[key]
 
-    def subscribe(self) -> anyio.streams.memory.MemoryObjectReceiveStream[Event]:
+    def subscribe(self) -> MemoryObjectReceiveStream[Event]:
         return self.events.subscribe()
 
     # -- queries ---------------------------------------------------------------
@@ -190,11 +192,11 @@ class Engine:
             executor=s.executor,
         )
 
-    async def processings(self) -> list[queries.ProcessingView]:
+    async def processings(self) -> list[ProcessingView]:
         return await self._db(self._read(queries.list_processings))
 
-    async def processing(self, name: str) -> queries.ProcessingView:
-        def q(s: Session) -> queries.ProcessingView:
+    async def processing(self, name: str) -> ProcessingView:
+        def q(s: Session) -> ProcessingView:
             return queries.processing_view(catalog.find_processing(s, name), queries.Names(s))
 
         return await self._db(self._read(q))
@@ -226,7 +228,7 @@ class Engine:
 
     async def compatible_processings(
         self, version_id: int
-    ) -> list[tuple[queries.ProcessingView, str | None]]:
+    ) -> list[tuple[ProcessingView, str | None]]:
         return await self._db(
             self._read(lambda s: queries.compat_matrix_for_version(s, version_id))
         )
@@ -289,8 +291,8 @@ class Engine:
         self.events.publish(VersionCreated(view.id, view.model, view.name))
         return view
 
-    async def create_processing(self, folder: Path) -> queries.ProcessingView:
-        def go() -> queries.ProcessingView:
+    async def create_processing(self, folder: Path) -> ProcessingView:
+        def go() -> ProcessingView:
             row = catalog.create_private(self.ws, folder=folder)
             with self.ws.db.read() as s:
                 return queries.processing_view(row, queries.Names(s))
@@ -321,7 +323,10 @@ class Engine:
             client = connect(hcfg, timeout=1800)
             try:
                 return build_image(
-                    client, ctx, dockerfile.relative_to(ctx).as_posix(), defn.image,
+                    client,
+                    ctx,
+                    dockerfile.relative_to(ctx).as_posix(),
+                    defn.image,
                     on_line or (lambda _l: None),
                 )
             finally:
@@ -586,7 +591,7 @@ class Engine:
             if not ids:
                 continue
             try:
-                lost = await self._db(self._write(lambda s: repo.heartbeat(s, self.engine_id, ids)))
+                lost = await self._db(self._write(functools.partial(_beat, self.engine_id, ids)))
             except Exception:
                 log.exception("heartbeat failed")
                 continue
@@ -706,8 +711,9 @@ class Engine:
             await self._db(self._write(lambda s: _set_ref(s, run_id, ref)))
         state = await self._with_host_retry(lambda: ex.inspect(ref))
         if state.status == "missing":
-            await self._fail(run_id, f"its {_what(job.executor)} vanished: {ref} no longer "
-                                     f"exists on {job.host}")
+            await self._fail(
+                run_id, f"its {_what(job.executor)} vanished: {ref} no longer exists on {job.host}"
+            )
             return
         await self._follow_to_end(run_id, job, ex, ref)
 
@@ -779,8 +785,8 @@ class Engine:
         }
         env.update({secret_env_name(k): v for k, v in secrets.items()})
         cons = snap.get("constraints", {})
-        s = self.settings
-        mem = cons.get("memory") or s.default_memory
+        cfg = self.settings
+        mem = cons.get("memory") or cfg.default_memory
         src = snap.get("source_dir")
         return RunSpec(
             run_id=str(run.id),
@@ -799,9 +805,9 @@ class Engine:
                 "picsellia-tui.engine_id": self.engine_id,
             },
             limits=Limits(
-                cpu=cons.get("cpu") or s.default_cpu,
+                cpu=cons.get("cpu") or cfg.default_cpu,
                 memory_bytes=parse_memory(mem) if mem else None,
-                pids=s.pids_limit,
+                pids=cfg.pids_limit,
                 gpu=bool(cons.get("gpu")),
                 network=bool(cons.get("network")),
             ),
@@ -1005,6 +1011,10 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _what(kind: str) -> str:
     return "container" if kind == "docker" else "process"
+
+
+def _beat(owner: str, ids: list[int], s: Session) -> list[int]:
+    return repo.heartbeat(s, owner, ids)
 
 
 def _set_ref(s: Session, run_id: int, ref: str) -> None:

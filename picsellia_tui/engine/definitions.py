@@ -27,14 +27,13 @@ def _loc(loc: tuple[int | str, ...], data: object) -> str:
             out += f"[{name}]" if isinstance(name, str) else f"[{part}]"
         else:
             out += f".{part}" if out else part
-        node = node[part] if isinstance(node, dict | list) and _has(node, part) else None
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
     return out
-
-
-def _has(node: dict[str, object] | list[object], part: int | str) -> bool:
-    if isinstance(node, dict):
-        return part in node
-    return isinstance(part, int) and 0 <= part < len(node)
 
 
 def parse_definition(text: str, file: str) -> ProcessingDefinition:

@@ -87,5 +87,3 @@ class EngineHandle:
                 portal.call(self._engine.__aexit__, None, None, None)
         finally:
             self._portal_cm.__exit__(None, None, None)
-
-

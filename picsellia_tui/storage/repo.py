@@ -83,6 +83,7 @@ def add_run(
     job.last_status = run.status
     job.updated_at = utcnow()
     s.add(job)
+    assert run.id is not None
     s.add(RunEvent(run_id=run.id, status=run.status, engine_id=engine_id, reason="queued"))
     return run
 
@@ -183,7 +184,7 @@ def claimable_runs(s: Session, owner: str, timeout_s: float, slots: int, *, host
         .order_by(col(Run.id))
         .limit(200)
     ).all()
-    out = []
+    out: list[Run] = []
     for run in runs:
         if len(out) >= slots:
             break
@@ -221,7 +222,7 @@ def orphaned_active_runs(s: Session, owner: str, timeout_s: float) -> list[Run]:
     """Running runs whose supervisor is gone (no lease or a stale one)."""
     now = time.time()
     runs = s.exec(select(Run).where(Run.status == RunStatus.RUNNING.value)).all()
-    out = []
+    out: list[Run] = []
     for run in runs:
         assert run.id is not None
         lease = s.get(RunLease, run.id)

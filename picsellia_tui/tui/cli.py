@@ -31,9 +31,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 processings_app = typer.Typer(help="Processings: list, show, create, build.", no_args_is_help=True)
-models_app = typer.Typer(help="Models and their versions: import, list, show.", no_args_is_help=True)
-jobs_app = typer.Typer(help="Jobs and their runs: list, show, logs, rerun, cancel.",
-                       no_args_is_help=True)
+models_app = typer.Typer(
+    help="Models and their versions: import, list, show.", no_args_is_help=True
+)
+jobs_app = typer.Typer(
+    help="Jobs and their runs: list, show, logs, rerun, cancel.", no_args_is_help=True
+)
 engine_app = typer.Typer(help="The engine, headless.", no_args_is_help=True)
 app.add_typer(processings_app, name="processings")
 app.add_typer(models_app, name="models")
@@ -82,15 +85,18 @@ def _version_cb(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Config file (else $PICSELLIA_TUI_CONFIG, "
-                                  "else the user config dir).")
+        Path | None,
+        typer.Option(
+            "--config", help="Config file (else $PICSELLIA_TUI_CONFIG, else the user config dir)."
+        ),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder.")] = None,
     executor: Annotated[
         str | None, typer.Option("--executor", help="docker or process (overrides config).")
     ] = None,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     STATE["config"] = config
@@ -125,8 +131,15 @@ def processings_list(as_json: JsonOpt = False) -> None:
     table(
         ["name", "version", "task", "target", "visibility", "frameworks", "description"],
         [
-            [p.name, p.version, p.task, p.target_type, p.visibility,
-             p.constraints.frameworks or "any", p.description]
+            [
+                p.name,
+                p.version,
+                p.task,
+                p.target_type,
+                p.visibility,
+                p.constraints.frameworks or "any",
+                p.description,
+            ]
             for p in rows
         ],
     )
@@ -146,9 +159,11 @@ def processings_show(name: str, as_json: JsonOpt = False) -> None:
     print(f"  task: {p.task}   target: {p.target_type}   output: {p.output_mode}")
     print(f"  image: {p.image}   command: {' '.join(p.command)}")
     c = p.constraints
-    print(f"  frameworks: {', '.join(c.frameworks) or 'any'}   required files: "
-          f"{', '.join(c.required_files) or '-'}   cpu: {c.cpu or '-'}   memory: {c.memory or '-'}"
-          f"   gpu: {c.gpu}   network: {c.network}")
+    print(
+        f"  frameworks: {', '.join(c.frameworks) or 'any'}   required files: "
+        f"{', '.join(c.required_files) or '-'}   cpu: {c.cpu or '-'}   memory: {c.memory or '-'}"
+        f"   gpu: {c.gpu}   network: {c.network}"
+    )
     if p.source_dir:
         print(f"  folder: {p.source_dir}")
     if p.parameters:
@@ -156,9 +171,14 @@ def processings_show(name: str, as_json: JsonOpt = False) -> None:
         table(
             ["parameter", "type", "default", "required", "range/choices", "help"],
             [
-                [s.name + (" (secret)" if s.secret else ""), s.type,
-                 "••••••" if s.secret and s.default else s.default, s.required,
-                 ",".join(s.choices) if s.choices else _range(s.min, s.max), s.help]
+                [
+                    s.name + (" (secret)" if s.secret else ""),
+                    s.type,
+                    "••••••" if s.secret and s.default else s.default,
+                    s.required,
+                    ",".join(s.choices) if s.choices else _range(s.min, s.max),
+                    s.help,
+                ]
                 for s in p.parameters
             ],
         )
@@ -172,11 +192,16 @@ def _range(lo: float | None, hi: float | None) -> str:
 
 @processings_app.command("create")
 def processings_create(
-    folder: Annotated[Path | None, typer.Argument(help="Folder with processing.toml + Dockerfile.")]
-    = None,
+    folder: Annotated[
+        Path | None, typer.Argument(help="Folder with processing.toml + Dockerfile.")
+    ] = None,
     from_template: Annotated[
-        str | None, typer.Option("--from-template", metavar="NAME",
-                                 help="Scaffold a new folder NAME from the template first.")
+        str | None,
+        typer.Option(
+            "--from-template",
+            metavar="NAME",
+            help="Scaffold a new folder NAME from the template first.",
+        ),
     ] = None,
     dest: Annotated[Path, typer.Option("--dest", help="Where --from-template writes.")] = Path("."),
     as_json: JsonOpt = False,
@@ -189,8 +214,11 @@ def processings_create(
         target = folder
         if from_template:
             target = catalog.scaffold(e.ws, from_template, dest)
-            print(f"scaffolded {target}: edit main.py, then "
-                  f"`picsellia-tui processings build {from_template}`", file=sys.stderr)
+            print(
+                f"scaffolded {target}: edit main.py, then "
+                f"`picsellia-tui processings build {from_template}`",
+                file=sys.stderr,
+            )
         if target is None:
             fail("give a FOLDER or --from-template NAME")
         return await e.create_processing(target)
@@ -226,8 +254,11 @@ def processings_build(
             fail("name the processings to build, or --all")
         failed = 0
         for name in chosen:
-            print(f"== building {name} on {host or e.settings.default_host}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"== building {name} on {host or e.settings.default_host}",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 image, image_id = await e.build_processing(name, host=host, on_line=line)
                 print(f"{name}: built {image} ({image_id[:19]})", flush=True)
@@ -255,10 +286,12 @@ def _first_line(exc: BaseException) -> str:
 def models_import(
     ref: Annotated[str, typer.Argument(metavar="MODEL/VERSION", help="e.g. resnet/v1")],
     files: Annotated[list[Path], typer.Argument(help="Files or folders to import.")],
-    framework: Annotated[str, typer.Option("--framework", "-f", help="onnx, openvino, ort, ...")]
-    = "onnx",
-    label: Annotated[list[str] | None, typer.Option("--label", help="A class label (repeat).")]
-    = None,
+    framework: Annotated[
+        str, typer.Option("--framework", "-f", help="onnx, openvino, ort, ...")
+    ] = "onnx",
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="A class label (repeat).")
+    ] = None,
     labels_file: Annotated[
         Path | None, typer.Option("--labels-file", help="One label per line, or a JSON list.")
     ] = None,
@@ -279,14 +312,23 @@ def models_import(
         text = labels_file.read_text()
         labels += _json.loads(text) if text.lstrip().startswith("[") else text.split()
     v = with_engine(
-        lambda e: e.import_version(model, version, files, framework=framework, labels=labels,
-                                   tags=tag, description=description)
+        lambda e: e.import_version(
+            model,
+            version,
+            files,
+            framework=framework,
+            labels=labels,
+            tags=tag,
+            description=description,
+        )
     )
     if as_json:
         emit_json(v)
     else:
-        print(f"imported {v.model}/{v.name} ({v.framework}, {len(v.files)} files, "
-              f"{size(v.size_bytes)}) id {v.id}")
+        print(
+            f"imported {v.model}/{v.name} ({v.framework}, {len(v.files)} files, "
+            f"{size(v.size_bytes)}) id {v.id}"
+        )
 
 
 @models_app.command("list")
@@ -300,14 +342,26 @@ def models_list(as_json: JsonOpt = False) -> None:
         return
     table(
         ["id", "model/version", "framework", "tags", "size", "origin job", "parent", "created"],
-        [[v.id, v.ref, v.framework, v.tags, size(v.size_bytes), v.origin_job_id, v.parent,
-          v.created_at] for v in rows],
+        [
+            [
+                v.id,
+                v.ref,
+                v.framework,
+                v.tags,
+                size(v.size_bytes),
+                v.origin_job_id,
+                v.parent,
+                v.created_at,
+            ]
+            for v in rows
+        ],
     )
 
 
 @models_app.command("show")
-def models_show(ref: Annotated[str, typer.Argument(metavar="MODEL/VERSION|ID")],
-                as_json: JsonOpt = False) -> None:
+def models_show(
+    ref: Annotated[str, typer.Argument(metavar="MODEL/VERSION|ID")], as_json: JsonOpt = False
+) -> None:
     """Show a version: files, labels, metrics, lineage."""
     from picsellia_tui.tui.output import emit_json, size, table, when
 
@@ -315,8 +369,10 @@ def models_show(ref: Annotated[str, typer.Argument(metavar="MODEL/VERSION|ID")],
     if as_json:
         emit_json(v)
         return
-    print(f"{v.ref} (id {v.id})  framework {v.framework}  {size(v.size_bytes)}  "
-          f"created {when(v.created_at)} by {v.created_by or '-'}")
+    print(
+        f"{v.ref} (id {v.id})  framework {v.framework}  {size(v.size_bytes)}  "
+        f"created {when(v.created_at)} by {v.created_by or '-'}"
+    )
     print(f"  tags: {', '.join(v.tags) or '-'}")
     print(f"  labels: {', '.join(v.labels) or '-'}")
     print(f"  lineage: parent {v.parent or '-'}, origin job {v.origin_job_id or '-'}")
@@ -348,12 +404,18 @@ def _params(values: list[str] | None) -> dict[str, str]:
 def launch(
     processing: Annotated[str, typer.Argument(help="Processing name.")],
     version: Annotated[str, typer.Argument(metavar="MODEL/VERSION", help="Target version.")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeat).")]
-    = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeat).")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the new version.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Docker host from the config.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the log; exit code = run status "
-                                       "(0 succeeded, 1 failed, 3 killed).")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the log; exit code = run status (0 succeeded, 1 failed, 3 killed).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Launch a processing on a model version."""
@@ -365,8 +427,12 @@ def launch(
         job = await e.launch(processing, version, params, output_version_name=name, host=host)
         run = job.runs[-1]
         if not as_json:
-            print(f"job {job.id}: {job.processing} on {job.target} -> "
-                  f"{job.output_version_name or '(updates the input)'}", file=sys.stderr, flush=True)
+            print(
+                f"job {job.id}: {job.processing} on {job.target} -> "
+                f"{job.output_version_name or '(updates the input)'}",
+                file=sys.stderr,
+                flush=True,
+            )
         if wait:
             if not as_json:
                 await _follow_log(e, run.id, timestamps=False)
@@ -436,8 +502,9 @@ async def _follow_log(e: Engine, run_id: int, timestamps: bool, start: int = 0) 
 
 @jobs_app.command("list")
 def jobs_list(
-    status: Annotated[str | None, typer.Option("--status", help="pending, running, succeeded, "
-                                               "failed or killed")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, running, succeeded, failed or killed")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 50,
     page: Annotated[int, typer.Option("--page", min=1)] = 1,
     as_json: JsonOpt = False,
@@ -446,8 +513,9 @@ def jobs_list(
     from picsellia_tui.tui.output import duration, emit_json, table
 
     async def go(e: Engine) -> tuple[list[Any], int]:
-        return await e.jobs(limit=limit, offset=(page - 1) * limit, status=status), \
-            await e.count_jobs(status)
+        return await e.jobs(
+            limit=limit, offset=(page - 1) * limit, status=status
+        ), await e.count_jobs(status)
 
     rows, total = with_engine(go)
     if as_json:
@@ -455,8 +523,19 @@ def jobs_list(
         return
     table(
         ["job", "status", "processing", "target", "by", "created", "updated", "attempts"],
-        [[j.id, j.status, j.processing, j.target, j.launched_by, j.created_at, j.updated_at,
-          j.attempts] for j in rows],
+        [
+            [
+                j.id,
+                j.status,
+                j.processing,
+                j.target,
+                j.launched_by,
+                j.created_at,
+                j.updated_at,
+                j.attempts,
+            ]
+            for j in rows
+        ],
     )
     pages = max(1, -(-total // limit))
     if pages > 1:
@@ -481,8 +560,18 @@ def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
     print()
     table(
         ["attempt", "status", "by", "started", "duration", "exit", "output version"],
-        [[r.attempt, r.status, r.launched_by, r.started_at, duration(r.duration_s), r.exit_code,
-          r.output_version_id] for r in j.runs],
+        [
+            [
+                r.attempt,
+                r.status,
+                r.launched_by,
+                r.started_at,
+                duration(r.duration_s),
+                r.exit_code,
+                r.output_version_id,
+            ]
+            for r in j.runs
+        ],
     )
     last = j.runs[-1] if j.runs else None
     if last and last.error_summary and last.status in ("failed", "killed"):
@@ -493,10 +582,12 @@ def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
 @jobs_app.command("logs")
 def jobs_logs(
     job_id: int,
-    run: Annotated[int | None, typer.Option("--run", help="Attempt number (default: latest).")]
-    = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow while the run is active.")]
-    = False,
+    run: Annotated[
+        int | None, typer.Option("--run", help="Attempt number (default: latest).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Follow while the run is active.")
+    ] = False,
     timestamps: Annotated[bool, typer.Option("--timestamps", "-t")] = False,
     tail: Annotated[int | None, typer.Option("--tail", help="Only the last N lines.")] = None,
 ) -> None:
@@ -538,8 +629,9 @@ async def _print_once(path: str, timestamps: bool, start: int) -> None:
 @jobs_app.command("rerun")
 def jobs_rerun(
     job_id: int,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the log; exit code = run status.")]
-    = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the log; exit code = run status.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run a job with the same parameters (refused while a run is active)."""
@@ -597,13 +689,19 @@ def engine_serve() -> None:
     async def main() -> None:
         async with Engine(settings(), supervise=True) as e:
             st = await e.stats()
-            print(f"engine {e.engine_id} serving {e.settings.database_path} "
-                  f"({st.running} running, {st.pending} pending); Ctrl-C stops it "
-                  "(containers keep running)", file=sys.stderr, flush=True)
+            print(
+                f"engine {e.engine_id} serving {e.settings.database_path} "
+                f"({st.running} running, {st.pending} pending); Ctrl-C stops it "
+                "(containers keep running)",
+                file=sys.stderr,
+                flush=True,
+            )
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
-                    print("engine stopping; runs keep going and are adopted at next start",
-                          file=sys.stderr)
+                    print(
+                        "engine stopping; runs keep going and are adopted at next start",
+                        file=sys.stderr,
+                    )
                     return
 
     anyio.run(main)
@@ -621,8 +719,9 @@ def doctor(as_json: JsonOpt = False) -> None:
 
 @app.command("demo")
 def demo(
-    open_app: Annotated[bool, typer.Option("--open/--no-open", help="Open the app afterwards.")]
-    = True,
+    open_app: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the app afterwards.")
+    ] = True,
 ) -> None:
     """Create (or refresh) the demo workspace with real small models, then open the app."""
     from picsellia_tui.tui.demo import prepare_demo
@@ -632,7 +731,7 @@ def demo(
         open_tui(s)
 
 
-# -- entry point ------------------------------------------------------------------------------------
+# -- entry point ----------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -676,8 +775,12 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, known):
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {msg}", file=sys.stderr)
-        return 2 if type(exc).__name__ in ("InvalidInput", "NotFound", "Incompatible",
-                                            "DefinitionError", "ConfigError") else 1
+        return (
+            2
+            if type(exc).__name__
+            in ("InvalidInput", "NotFound", "Incompatible", "DefinitionError", "ConfigError")
+            else 1
+        )
     import tempfile
     import traceback
 

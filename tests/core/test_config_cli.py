@@ -51,8 +51,11 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
 
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICSELLIA_TUI_")}
-    env.update(PICSELLIA_TUI_DATA_DIR=str(tmp / "data"), PICSELLIA_TUI_EXECUTOR="process",
-               PICSELLIA_TUI_PROCESSINGS_DIR=str(tmp / "procs"))
+    env.update(
+        PICSELLIA_TUI_DATA_DIR=str(tmp / "data"),
+        PICSELLIA_TUI_EXECUTOR="process",
+        PICSELLIA_TUI_PROCESSINGS_DIR=str(tmp / "procs"),
+    )
     exe = Path(sys.executable).with_name("picsellia-tui")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=120)
 

@@ -112,7 +112,7 @@ def test_broken_processing_toml_names_file_key_reason(text: str, where: str, rea
 
 
 def test_missing_definition_file(tmp_path: Path) -> None:
-    with pytest.raises(DefinitionError, match="no processing.toml in this folder"):
+    with pytest.raises(DefinitionError, match=r"no processing\.toml in this folder"):
         load_definition(tmp_path)
 
 
@@ -122,7 +122,9 @@ def test_compatibility_reasons() -> None:
     assert incompatibility("model_version", c, "openvino", ["m.xml"]) == (
         "needs framework onnx, version is openvino"
     )
-    assert incompatibility("model_version", c, "onnx", ["m.bin"]) == "needs a file matching '*.onnx'"
+    assert (
+        incompatibility("model_version", c, "onnx", ["m.bin"]) == "needs a file matching '*.onnx'"
+    )
     assert "dataset version" in (incompatibility("dataset_version", c, "onnx", []) or "")
 
 

@@ -34,37 +34,52 @@ def test_upgrade_from_older_revision_keeps_and_backfills_data(tmp_path: Path) ->
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat(sep=" ")
     with db.engine.begin() as c:
         c.execute(text("INSERT INTO user (id, name, created_at) VALUES (1, 'ana', :t)"), {"t": now})
-        c.execute(text(
-            "INSERT INTO processing (id, name, version, description, task, target_type, image, "
-            "command, output_mode, parameters, constraints, build, visibility, definition_hash, "
-            "created_at, updated_at) VALUES (1, 'p', '1', '', 'MODEL_COMPRESSION', "
-            "'model_version', 'img', '[]', 'none', '[]', '{}', '{}', 'public', 'h', :t, :t)"
-        ), {"t": now})
-        c.execute(text("INSERT INTO model (id, name, description, created_at) "
-                       "VALUES (1, 'm', '', :t)"), {"t": now})
-        c.execute(text(
-            "INSERT INTO model_version (id, model_id, name, framework, description, labels, tags, "
-            "metrics, size_bytes, created_at) VALUES (1, 1, 'v1', 'onnx', '', '[]', '[]', '{}', "
-            "0, :t)"
-        ), {"t": now})
-        c.execute(text(
-            "INSERT INTO job (id, processing_id, processing_name, processing_snapshot, image_ref, "
-            "target_version_id, parameters, executor, host, launched_by_id, created_at) VALUES "
-            "(1, 1, 'p', '{}', 'img', 1, '{}', 'process', 'local', 1, :t)"
-        ), {"t": now})
+        c.execute(
+            text(
+                "INSERT INTO processing (id, name, version, description, task, target_type, image, "
+                "command, output_mode, parameters, constraints, build, visibility, definition_hash, "
+                "created_at, updated_at) VALUES (1, 'p', '1', '', 'MODEL_COMPRESSION', "
+                "'model_version', 'img', '[]', 'none', '[]', '{}', '{}', 'public', 'h', :t, :t)"
+            ),
+            {"t": now},
+        )
+        c.execute(
+            text("INSERT INTO model (id, name, description, created_at) VALUES (1, 'm', '', :t)"),
+            {"t": now},
+        )
+        c.execute(
+            text(
+                "INSERT INTO model_version (id, model_id, name, framework, description, labels, tags, "
+                "metrics, size_bytes, created_at) VALUES (1, 1, 'v1', 'onnx', '', '[]', '[]', '{}', "
+                "0, :t)"
+            ),
+            {"t": now},
+        )
+        c.execute(
+            text(
+                "INSERT INTO job (id, processing_id, processing_name, processing_snapshot, image_ref, "
+                "target_version_id, parameters, executor, host, launched_by_id, created_at) VALUES "
+                "(1, 1, 'p', '{}', 'img', 1, '{}', 'process', 'local', 1, :t)"
+            ),
+            {"t": now},
+        )
         for attempt, status in ((1, "failed"), (2, "succeeded")):
-            c.execute(text(
-                "INSERT INTO run (job_id, attempt, status, executor, host, launched_by_id, "
-                "created_at, log_path, outputs_ingested, cancel_requested) VALUES "
-                "(1, :a, :s, 'process', 'local', 1, :t, 'x.log', 0, 0)"
-            ), {"a": attempt, "s": status, "t": now})
+            c.execute(
+                text(
+                    "INSERT INTO run (job_id, attempt, status, executor, host, launched_by_id, "
+                    "created_at, log_path, outputs_ingested, cancel_requested) VALUES "
+                    "(1, :a, :s, 'process', 'local', 1, :t, 'x.log', 0, 0)"
+                ),
+                {"a": attempt, "s": status, "t": now},
+            )
     db.migrate()
     assert current_revision(db) == "0002"
     with db.engine.connect() as c:
         row = c.execute(text("SELECT last_status, attempts, updated_at FROM job")).one()
         assert row[0] == "succeeded" and row[1] == 2 and row[2] is not None
         plan = " ".join(
-            r[3] for r in c.exec_driver_sql(
+            r[3]
+            for r in c.exec_driver_sql(
                 "EXPLAIN QUERY PLAN SELECT * FROM job WHERE last_status='failed' ORDER BY id DESC"
             )
         )

@@ -95,8 +95,14 @@ class ProcessExecutor:
         )
         shim_err = (run_dir / "shim.err").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "picsellia_tui.engine.executors.process_shim",
-             str(run_dir), "--", *cmd],
+            [
+                sys.executable,
+                "-m",
+                "picsellia_tui.engine.executors.process_shim",
+                str(run_dir),
+                "--",
+                *cmd,
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -23,7 +23,7 @@ from typing import IO
 MAX_LINE = 1 << 20  # a line with no newline is cut every MiB
 
 
-def _emit(out: IO[str], stream: str, raw: bytes) -> None:
+def _emit(out: IO[str], stream: str, raw: bytes | bytearray) -> None:
     text = raw.decode("utf-8", errors="replace")
     out.write(f"{time.time_ns()} {stream} {json.dumps(text)}\n")
 
