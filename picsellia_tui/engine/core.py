@@ -729,7 +729,9 @@ class Engine:
         assert run.id is not None
         try:
             image = job.image_digest or job.image_ref
-            digest = await ex.resolve_image(image)
+            digest = await self._with_host_retry(
+                lambda: ex.resolve_image(image, processing=job.processing_name)
+            )
             if job.image_digest is None and ex.kind == "docker":
                 await self._db(self._write(lambda s: _set_digest(s, job.id or 0, digest)))
             spec = await self._db(lambda: self._spec(run, job, version, files, digest, key))

@@ -87,10 +87,11 @@ class Executor(Protocol):
     kind: str  # "docker" | "process"
     host: str  # "local", "unix:///var/run/docker.sock", "ssh://root@gpu-box", ...
 
-    async def resolve_image(self, image: str) -> str:
+    async def resolve_image(self, image: str, *, processing: str | None = None) -> str:
         """Return an immutable reference (digest / image id); pull if absent.
 
-        Raises ImageMissing with a one-line hint on how to build it.
+        Raises ImageMissing with a one-line hint on how to build it (naming
+        `processing` when given).
         """
         ...
 

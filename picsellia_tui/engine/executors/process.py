@@ -51,7 +51,7 @@ class ProcessExecutor:
         self.host = host
         runs_root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    async def resolve_image(self, image: str) -> str:
+    async def resolve_image(self, image: str, *, processing: str | None = None) -> str:
         return image  # no image: the code runs from its folder
 
     def _dir(self, ref: str) -> Path:
