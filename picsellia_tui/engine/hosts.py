@@ -481,7 +481,6 @@ class _SSHAdapter(BaseHTTPAdapter):
 
 
 def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
-    ssh_preflight(url, timeout)
     target = _SSHTarget.parse(url)
     # Build the client on a placeholder URL with a fixed version (no request), then
     # route every request through our ssh adapter and ask the real API version.
@@ -502,6 +501,9 @@ def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
         api._version = api._retrieve_server_version()
     except Exception as exc:
         client.close()
+        # The transport keeps ssh's stderr off the terminal: ask ssh again, in the
+        # open, to say what went wrong (unknown host key, auth, no docker CLI...).
+        ssh_preflight(url, timeout)
         raise describe_error(exc, url) from None
     return client
 

@@ -179,7 +179,7 @@ def _extract_into(
 
 
 def safe_extract(
-    tar_stream: IO[bytes] | Iterable[bytes],
+    tar_stream: bytes | IO[bytes] | Iterable[bytes],
     dest: Path,
     quota_bytes: int,
     strip_prefix: str | None = "outputs",
@@ -188,7 +188,7 @@ def safe_extract(
 ) -> ExtractStats:
     """Extract a tar stream into `dest` (which must not exist), all-or-nothing.
 
-    `tar_stream` is a binary file or an iterable of byte chunks, read once, in order.
+    `tar_stream` is bytes, a binary file or an iterable of byte chunks, read once.
     Entries must live under `strip_prefix/` (the folder name Docker puts at the top of
     `get_archive`), which is stripped. Refused with `OutputRejected` (and nothing left
     on disk): absolute paths, `..`, symbolic and hard links, device files, fifos,

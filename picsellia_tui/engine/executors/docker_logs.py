@@ -38,6 +38,7 @@ from picsellia_tui.engine.executors.base import ExecutorError, LogLine, Stream
 from picsellia_tui.engine.hosts import describe_error
 
 __all__ = [
+    "ChunkedDecoder",
     "ContainerMissing",
     "FrameDecoder",
     "LineAssembler",
@@ -238,6 +239,96 @@ def abort_response(res: Any) -> None:
         res.raw.shutdown()
 
 
+class ChunkedDecoder:
+    """Incremental HTTP/1.1 chunked transfer decoding (RFC 9112 7.1)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._left = 0
+        self._crlf = False
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._buf
+        buf += data
+        out = bytearray()
+        pos = 0
+        n = len(buf)
+        while not self.done:
+            if self._left:
+                take = min(self._left, n - pos)
+                if not take:
+                    break
+                out += buf[pos : pos + take]
+                pos += take
+                self._left -= take
+                if not self._left:
+                    self._crlf = True
+                continue
+            if self._crlf:
+                if n - pos < 2:
+                    break
+                pos += 2
+                self._crlf = False
+                continue
+            eol = buf.find(b"\r\n", pos)
+            if eol == -1:
+                break
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip() or b"0", 16)
+            pos = eol + 2
+            if size == 0:
+                self.done = True
+                break
+            self._left = size
+        del buf[:pos]
+        return bytes(out)
+
+
+def _body_reader(res: Any) -> Iterator[bytes] | None:
+    """The response body in large reads, bypassing per-chunk decoding in http.client.
+
+    Docker flushes every log frame as its own HTTP chunk; decoding them one by one
+    through urllib3 and http.client costs more than everything else together. When
+    the response is untouched, read its buffered socket file directly (up to 64 KiB
+    at a time, many frames) and undo the chunked encoding here. None when the
+    internals are not what we expect: the caller falls back to urllib3.
+    """
+    httplib = getattr(getattr(res, "raw", None), "_fp", None)
+    fp = getattr(httplib, "fp", None)
+    read1 = getattr(fp, "read1", None)
+    if httplib is None or read1 is None:
+        return None
+    chunked = getattr(httplib, "chunked", None)
+    if chunked is True and getattr(httplib, "chunk_left", 0) is None:
+
+        def chunks() -> Iterator[bytes]:
+            decoder = ChunkedDecoder()
+            while not decoder.done:
+                data = read1(_READ_SIZE)
+                if not data:
+                    return
+                body = decoder.feed(data)
+                if body:
+                    yield body
+
+        return chunks()
+    if chunked is False:
+        length = getattr(httplib, "length", None)
+
+        def plain() -> Iterator[bytes]:
+            left = length
+            while left is None or left > 0:
+                data = read1(_READ_SIZE if left is None else min(_READ_SIZE, left))
+                if not data:
+                    return
+                if left is not None:
+                    left -= len(data)
+                yield data
+
+        return plain()
+    return None
+
+
 class LogReader:
     """Blocking reader of one container's logs; `run` emits batches of LogLine."""
 
@@ -307,6 +398,10 @@ class LogReader:
         return res
 
     def _chunks(self, res: Any) -> Iterator[bytes]:
+        fast = _body_reader(res)
+        if fast is not None:
+            yield from fast
+            return
         raw = res.raw
         read1 = getattr(raw, "read1", None)
         while True:
