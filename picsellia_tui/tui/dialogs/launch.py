@@ -1,0 +1,620 @@
+"""The launch modal: pick the other side (only compatible choices can be picked),
+fill a form typed from the processing's parameter specs, name the new version.
+
+`enter` (in a field) or `ctrl+s` launches, `esc` cancels. Values are checked as
+they are typed with the same rules the engine applies (`coerce_value`), and an
+`InvalidInput` from the engine lands under the field it names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, OptionList, Select, Static, Switch
+from textual.widgets.option_list import Option
+
+from picsellia_tui.engine.errors import EngineError, InvalidInput
+from picsellia_tui.engine.views import JobView, ProcessingView, VersionView
+from picsellia_tui.storage.domain import VERSION_NAME_RE, ParamSpec
+from picsellia_tui.storage.params import MASK, ParameterError, coerce_value
+from picsellia_tui.tui.widgets.base import EngineAccess
+from picsellia_tui.tui.widgets.format import num
+
+NAME_RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64"
+
+
+class ParamValidator(Validator):
+    """The engine's own typing rules, as the user types."""
+
+    def __init__(self, spec: ParamSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def validate(self, value: str) -> ValidationResult:
+        if value.strip() == "" and self.spec.type != "str":
+            if self.spec.required and self.spec.default is None:
+                return self.failure("is required")
+            return self.success()
+        if value == "" and self.spec.required and self.spec.default is None:
+            return self.failure("is required")
+        try:
+            coerce_value(self.spec, value)
+        except ParameterError as exc:
+            return self.failure(exc.reason)
+        return self.success()
+
+
+class VersionNameValidator(Validator):
+    def validate(self, value: str) -> ValidationResult:
+        value = value.strip()
+        if value and not VERSION_NAME_RE.match(value):
+            return self.failure(f"use {NAME_RULE} characters")
+        return self.success()
+
+
+class FormSwitch(Switch, inherit_bindings=False):
+    """A Switch toggled by space only: enter launches, as everywhere in the form."""
+
+    BINDINGS = [Binding("space", "toggle_switch", "Toggle", show=False)]
+
+
+def describe(spec: ParamSpec) -> str:
+    bits = [spec.type]
+    if spec.min is not None or spec.max is not None:
+        bits.append(f"{num(spec.min)}..{num(spec.max)}")
+    if spec.secret:
+        bits.append("secret")
+    if spec.required:
+        bits.append("required")
+    return " ".join(bits)
+
+
+class ParamField(Vertical):
+    """One parameter: label, typed input, help, inline error."""
+
+    def __init__(self, spec: ParamSpec, initial: Any = None, note: str = "") -> None:
+        super().__init__(id=f"field-{spec.name}", classes="field")
+        self.spec = spec
+        self.initial = spec.default if initial is None else initial
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        with Horizontal(classes="field-row"):
+            yield Label(spec.name, classes="field-label")
+            yield self._widget()
+            if spec.type == "bool":
+                # The switch is drawn with colours only: say its state in words too.
+                yield Static(_on_off(bool(self.initial)), classes="switch-state")
+            help_text = Text.assemble((describe(spec), "dim"))
+            if spec.help:
+                help_text.append(f" · {spec.help}")
+            if self.note:
+                help_text.append(f" · {self.note}", style="italic")
+            yield Static(help_text, classes="field-help")
+        yield Static("", id=f"err-{spec.name}", classes="field-error")
+
+    def _widget(self) -> Widget:
+        spec, wid = self.spec, f"param-{self.spec.name}"
+        if spec.type == "bool":
+            return FormSwitch(value=bool(self.initial), id=wid, classes="field-input")
+        if spec.type == "choice":
+            assert spec.choices is not None
+            value = self.initial if self.initial in spec.choices else None
+            blank = value is None and not spec.required
+            if value is None and not blank:
+                value = spec.choices[0]
+            return Select(
+                [(c, c) for c in spec.choices],
+                value=value if value is not None else Select.NULL,
+                allow_blank=blank,
+                compact=True,
+                id=wid,
+                classes="field-input",
+            )
+        initial = "" if self.initial is None or self.initial == MASK else str(self.initial)
+        return Input(
+            value=initial,
+            password=spec.secret,
+            validators=[ParamValidator(spec)],
+            compact=True,
+            id=wid,
+            classes="field-input",
+            placeholder="(empty: not set)" if spec.type == "str" else "",
+        )
+
+    @on(Switch.Changed)
+    def _switched(self, event: Switch.Changed) -> None:
+        self.query_one(".switch-state", Static).update(_on_off(event.value))
+
+    @property
+    def input(self) -> Widget:
+        return self.query_one(f"#param-{self.spec.name}")
+
+    def value(self) -> Any:
+        """The typed value, None to leave it to the default; ParameterError if bad."""
+        widget = self.input
+        if isinstance(widget, Switch):
+            return widget.value
+        if isinstance(widget, Select):
+            value = widget.value
+            if value is Select.NULL:
+                if self.spec.required and self.spec.default is None:
+                    raise ParameterError(self.spec.name, "is required")
+                return None
+            return coerce_value(self.spec, value)
+        assert isinstance(widget, Input)
+        raw = widget.value
+        if (raw.strip() == "" and self.spec.type != "str") or raw == "":
+            if self.spec.required and self.spec.default is None:
+                raise ParameterError(self.spec.name, "is required")
+            return None
+        return coerce_value(self.spec, raw)
+
+    def set_error(self, message: str | None) -> None:
+        err = self.query_one(f"#err-{self.spec.name}", Static)
+        err.update(Text(f"✗ {message}", style="bold red") if message else "")
+        err.set_class(bool(message), "-shown")
+        self.set_class(bool(message), "-invalid")
+
+
+def default_output_name(version: str, processing: str) -> str:
+    """What the engine would pick: <version>-<last part of the processing name>."""
+    short = processing.split("-")[-1] if "-" in processing else processing
+    return f"{version}-{short}"[:64]
+
+
+class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
+    BINDINGS = [
+        Binding("ctrl+s", "launch", "Launch", priority=True),
+        Binding("enter", "launch", "Launch"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(
+        self,
+        processing: str | None = None,
+        version: str | None = None,
+        params: dict[str, Any] | None = None,
+        output_version_name: str | None = None,
+        title: str | None = None,
+    ) -> None:
+        super().__init__(classes="dialog")
+        self.want_processing = processing
+        self.want_version = version
+        self.params = dict(params or {})
+        self.given_name = output_version_name
+        self.title_text = title
+        self.proc: ProcessingView | None = None
+        self.version: VersionView | None = None
+        self.pick: str | None = None  # "version" or "processing": the side picked here
+        self.choices: list[tuple[Any, str | None]] = []
+        self.taken: set[str] = set()
+        self.name_edited = False
+        self.busy = False
+        self._name_timer: Timer | None = None
+        self._form_for: str | None = None
+        self._prefilling = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="launch-box", classes="dialog-box") as box:
+            box.border_title = self.title_text or "Launch"
+            box.border_subtitle = "enter/ctrl+s launch · esc cancel"
+            yield Static(Text("loading…", style="dim"), id="launch-target")
+            yield OptionList(id="launch-pick", classes="-hidden")
+            with VerticalScroll(id="launch-form"):
+                yield Static("", id="launch-form-empty")
+            yield Static("", id="launch-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Launch (ctrl+s)", id="launch-go", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="launch-cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.load()
+
+    # -- loading the two sides -----------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="launch-load")
+    def load(self) -> None:
+        async def go(e: Any) -> tuple[Any, Any, list[tuple[Any, str | None]]]:
+            proc = await e.processing(self.want_processing) if self.want_processing else None
+            version = await e.version(self.want_version) if self.want_version else None
+            choices: list[tuple[Any, str | None]] = []
+            if proc is not None and version is None:
+                choices = await e.compatible_versions(proc.id)
+            elif version is not None and proc is None:
+                choices = await e.compatible_processings(version.id)
+            return proc, version, choices
+
+        try:
+            proc, version, choices = self.engine_call(go)
+        except EngineError as exc:
+            self.app.call_from_thread(self._show_error, str(exc))
+            return
+        self.app.call_from_thread(self._loaded, proc, version, choices)
+
+    async def _loaded(
+        self,
+        proc: ProcessingView | None,
+        version: VersionView | None,
+        choices: list[tuple[Any, str | None]],
+    ) -> None:
+        self.proc, self.version = proc, version
+        if proc is not None and version is None:
+            self.pick = "version"
+        elif version is not None and proc is None:
+            self.pick = "processing"
+        # Compatible first, in their order; the others after, disabled with the reason.
+        self.choices = [c for c in choices if c[1] is None] + [c for c in choices if c[1]]
+        box = self.query_one("#launch-box")
+        if self.title_text is None:
+            box.border_title = (
+                f"Launch {proc.name}"
+                if proc is not None and self.pick
+                else f"Launch on {version.ref}"
+                if version is not None
+                else "Launch"
+            )
+        picker = self.query_one("#launch-pick", OptionList)
+        if self.pick:
+            picker.remove_class("-hidden")
+            picker.clear_options()
+            for view, reason in self.choices:
+                picker.add_option(self._option(view, reason))
+            enabled = [i for i, (_, r) in enumerate(self.choices) if r is None]
+            if enabled:
+                picker.highlighted = enabled[0]
+                picker.focus()
+                await self._choose(self.choices[enabled[0]][0])
+            else:
+                other = "model version" if self.pick == "version" else "processing"
+                self._show_target()
+                await self._build_form()
+                self._show_error(f"No compatible {other}: nothing can be launched from here.")
+        else:
+            self._show_target()
+            await self._build_form()
+
+    def _option(self, view: Any, reason: str | None) -> Option:
+        if isinstance(view, VersionView):
+            label = Text.assemble((view.ref, "bold"), (f"  {view.framework}", "dim"))
+        else:
+            label = Text.assemble((view.name, "bold"), (f"  {view.task}", "dim"))
+        if reason:
+            label = Text.assemble((label.plain, "dim strike"), (f"  — {reason}", "dim italic"))
+        return Option(label, id=str(view.id), disabled=reason is not None)
+
+    @on(OptionList.OptionHighlighted, "#launch-pick")
+    async def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        index = event.option_index
+        if 0 <= index < len(self.choices) and self.choices[index][1] is None:
+            await self._choose(self.choices[index][0])
+
+    @on(OptionList.OptionSelected, "#launch-pick")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        first = next(iter(self.query(".field-input")), None)
+        if first is not None:
+            first.focus()
+
+    async def _choose(self, view: Any) -> None:
+        if isinstance(view, VersionView):
+            self.version = view
+        else:
+            self.proc = view
+        self._show_target()
+        await self._build_form()
+
+    def _show_target(self) -> None:
+        p, v = self.proc, self.version
+        text = Text()
+        if p is not None:
+            text.append(p.name, style="bold")
+            text.append(f" {p.version}", style="dim")
+        else:
+            text.append("pick a processing ↓", style="italic")
+        text.append("  on  ", style="dim")
+        if v is not None:
+            text.append(v.ref, style="bold")
+            text.append(f" ({v.framework})", style="dim")
+        else:
+            text.append("pick a version ↓", style="italic")
+        if p is not None:
+            text.append(f"\n{p.task} → {p.output_mode}", style="dim")
+        self.query_one("#launch-target", Static).update(text)
+
+    # -- the form ------------------------------------------------------------------------
+
+    async def _build_form(self) -> None:
+        form = self.query_one("#launch-form", VerticalScroll)
+        p = self.proc
+        if p is None:
+            return
+        if self._form_for == p.name:
+            self._prefill_name()
+            return
+        self._form_for = p.name
+        await form.remove_children()
+        widgets: list[Widget] = []
+        if p.parameters:
+            widgets.append(Static(Text("parameters", style="bold"), classes="form-title"))
+        for spec in p.parameters:
+            note = ""
+            if spec.secret and spec.name not in self.params and self.title_text:
+                note = "secrets are not kept: enter it again if needed"
+            widgets.append(ParamField(spec, self.params.get(spec.name), note))
+        if not p.parameters:
+            widgets.append(Static(Text("This processing takes no parameters.", style="dim")))
+        if p.output_mode == "new_model_version":
+            with_name = Vertical(id="field-version_name", classes="field")
+            widgets.append(with_name)
+        else:
+            what = (
+                "updates the input version in place"
+                if p.output_mode == "update_input"
+                else "creates no model version"
+            )
+            widgets.append(Static(Text(f"output: {what}", style="dim"), classes="form-title"))
+        await form.mount_all(widgets)
+        if p.output_mode == "new_model_version":
+            box = self.query_one("#field-version_name", Vertical)
+            row = Horizontal(classes="field-row")
+            await box.mount(row)
+            await row.mount_all(
+                [
+                    Label("new version", classes="field-label"),
+                    Input(
+                        value=self.given_name or "",
+                        id="version-name",
+                        compact=True,
+                        validators=[VersionNameValidator()],
+                        classes="field-input",
+                    ),
+                    Static(
+                        Text(
+                            "name of the ModelVersion it creates (checked for uniqueness)",
+                            style="dim",
+                        ),
+                        classes="field-help",
+                    ),
+                ]
+            )
+            await box.mount(Static("", id="err-version_name", classes="field-error"))
+            self._prefill_name()
+
+    def fields(self) -> list[ParamField]:
+        return list(self.query(ParamField))
+
+    def field_error(self, name: str, message: str | None) -> bool:
+        if name == "version_name":
+            try:
+                err = self.query_one("#err-version_name", Static)
+            except Exception:
+                return False
+            err.update(Text(f"✗ {message}", style="bold red") if message else "")
+            err.set_class(bool(message), "-shown")
+            return True
+        for f in self.fields():
+            if f.spec.name == name:
+                f.set_error(message)
+                return True
+        return False
+
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "version-name":
+            if not self._prefilling:
+                self.name_edited = True
+            result = event.validation_result
+            if result is not None and not result.is_valid:
+                self.field_error("version_name", result.failure_descriptions[0])
+            else:
+                self.field_error("version_name", None)
+                self._schedule_name_check()
+            return
+        if event.input.id and event.input.id.startswith("param-"):
+            name = event.input.id.removeprefix("param-")
+            result = event.validation_result
+            ok = result is None or result.is_valid
+            self.field_error(name, None if ok else _reason(result))
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_launch()
+
+    # -- the new version's name ----------------------------------------------------------
+
+    def _prefill_name(self) -> None:
+        if self.version is None or self.proc is None:
+            return
+        try:
+            box = self.query_one("#version-name", Input)
+        except Exception:
+            return
+        if self.name_edited and box.value:
+            self._schedule_name_check()
+            return
+        base = self.given_name or default_output_name(self.version.name, self.proc.name)
+        self._suggest(self.version.model, base)
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="launch-name")
+    def _suggest(self, model: str, base: str) -> None:
+        async def go(e: Any) -> tuple[str, set[str]]:
+            taken: set[str] = set()
+            for i in range(1, 50):
+                name = base if i == 1 else f"{base[:60]}-{i}"
+                if await e.version_name_free(model, name):
+                    return name, taken
+                taken.add(name)
+            return base, taken
+
+        name, taken = self.engine_call(go)
+        self.app.call_from_thread(self._suggested, model, name, taken)
+
+    def _suggested(self, model: str, name: str, taken: set[str]) -> None:
+        if self.version is None or self.version.model != model:
+            return
+        self.taken |= taken
+        box = self.query_one("#version-name", Input)
+        if self.name_edited and box.value:
+            return
+        self._prefilling = True
+        box.value = name
+        self.call_after_refresh(self._end_prefill)
+
+    def _end_prefill(self) -> None:
+        self._prefilling = False
+
+    def _schedule_name_check(self) -> None:
+        if self._name_timer is not None:
+            self._name_timer.stop()
+        self._name_timer = self.set_timer(0.3, self._check_name)
+
+    def _check_name(self) -> None:
+        if self.version is None:
+            return
+        try:
+            name = self.query_one("#version-name", Input).value.strip()
+        except Exception:
+            return
+        if name:
+            self._name_free(self.version.model, name)
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="launch-name-check")
+    def _name_free(self, model: str, name: str) -> None:
+        free = self.engine_call(lambda e: e.version_name_free(model, name))
+        self.app.call_from_thread(self._name_checked, model, name, free)
+
+    def _name_checked(self, model: str, name: str, free: bool) -> None:
+        if free:
+            self.taken.discard(name)
+        else:
+            self.taken.add(name)
+        try:
+            current = self.query_one("#version-name", Input).value.strip()
+        except Exception:
+            return
+        if current == name:
+            self.field_error(
+                "version_name", None if free else f"model {model!r} already has a version {name!r}"
+            )
+
+    # -- launching -----------------------------------------------------------------------
+
+    def _show_error(self, message: str | None) -> None:
+        err = self.query_one("#launch-error", Static)
+        err.update(Text(f"✗ {message}", style="bold red") if message else "")
+        err.set_class(bool(message), "-shown")
+
+    def collect(self) -> tuple[dict[str, Any], str | None, dict[str, str]]:
+        """(parameters, new version name, errors by field)."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for f in self.fields():
+            try:
+                value = f.value()
+            except ParameterError as exc:
+                errors[f.spec.name] = exc.reason
+                continue
+            if value is not None:
+                values[f.spec.name] = value
+        name: str | None = None
+        try:
+            name = self.query_one("#version-name", Input).value.strip() or None
+        except Exception:
+            name = None
+        if name is not None:
+            if not VERSION_NAME_RE.match(name):
+                errors["version_name"] = f"use {NAME_RULE} characters"
+            elif name in self.taken and self.version is not None:
+                errors["version_name"] = (
+                    f"model {self.version.model!r} already has a version {name!r}"
+                )
+        return values, name, errors
+
+    def action_launch(self) -> None:
+        if self.busy:
+            return
+        if self.proc is None or self.version is None:
+            self._show_error("Pick what to launch first.")
+            return
+        values, name, errors = self.collect()
+        for f in self.fields():
+            f.set_error(errors.get(f.spec.name))
+        self.field_error("version_name", errors.get("version_name"))
+        if errors:
+            self._show_error(
+                f"{len(errors)} field{'s' if len(errors) > 1 else ''} to fix: {', '.join(errors)}"
+            )
+            self._focus_field(next(iter(errors)))
+            return
+        self._show_error(None)
+        self.busy = True
+        self.query_one("#launch-go", Button).disabled = True
+        self._launch(self.proc.name, self.version.ref, values, name)
+
+    def _focus_field(self, name: str) -> None:
+        target = "#version-name" if name == "version_name" else f"#param-{name}"
+        try:
+            widget = self.query_one(target)
+        except Exception:
+            return
+        widget.focus()
+        widget.scroll_visible()
+
+    @work(thread=True, exit_on_error=False, group="launch-go")
+    def _launch(self, processing: str, ref: str, values: dict[str, Any], name: str | None) -> None:
+        try:
+            job = self.engine_call(
+                lambda e: e.launch(processing, ref, values, output_version_name=name)
+            )
+        except InvalidInput as exc:
+            self.app.call_from_thread(self._refused, exc.field, str(exc))
+            return
+        except EngineError as exc:
+            self.app.call_from_thread(self._refused, None, str(exc))
+            return
+        self.app.call_from_thread(self.dismiss, job)
+
+    def _refused(self, field: str | None, message: str) -> None:
+        self.busy = False
+        self.query_one("#launch-go", Button).disabled = False
+        short = message
+        if field and message.startswith(f"parameter {field!r}: "):
+            short = message.removeprefix(f"parameter {field!r}: ")
+        if field and self.field_error(field, short):
+            self._show_error(f"The engine refused it: {message}")
+            self._focus_field(field)
+        else:
+            self._show_error(message)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#launch-go")
+    def _go(self) -> None:
+        self.action_launch()
+
+    @on(Button.Pressed, "#launch-cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _on_off(value: bool) -> Text:
+    return Text("on " if value else "off", style="bold" if value else "dim")
+
+
+def _reason(result: ValidationResult | None) -> str:
+    if result is None or not result.failure_descriptions:
+        return "invalid value"
+    return result.failure_descriptions[0]

@@ -1,0 +1,84 @@
+"""What every view needs from the app: the engine handle and the clock.
+
+Engine calls block the calling thread: call `engine_call` only from thread
+workers (`@work(thread=True)`), never from a handler on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState
+
+from picsellia_tui.tui.widgets.format import Clock
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.core import Engine
+    from picsellia_tui.engine.embedded import EngineHandle
+
+T = TypeVar("T")
+
+
+class EngineAccess:
+    """Mixin for widgets and screens of the app."""
+
+    app: Any
+
+    @property
+    def handle(self) -> EngineHandle:
+        return cast("EngineHandle", self.app.handle)
+
+    @property
+    def clock(self) -> Clock:
+        return cast(Clock, self.app.clock)
+
+    def engine_call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
+        return self.handle.call(fn)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Workers run with exit_on_error=False: a failed engine call is a notice,
+        never a crash of the interface."""
+        report_worker_error(self.app, event)
+
+
+def report_worker_error(app: Any, event: Worker.StateChanged) -> None:
+    if event.state != WorkerState.ERROR or event.worker.error is None:
+        return
+    if not app.is_running:
+        return
+    err = event.worker.error
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    app.notify(line, title="Engine call failed", severity="error")
+
+
+class Table(DataTable[Any]):
+    """A row-cursor DataTable that keeps the cursor on a row key across updates."""
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("cursor_type", "row")
+        kw.setdefault("zebra_stripes", False)
+        super().__init__(**kw)
+
+    @property
+    def cursor_key(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return key.value
+
+    def select_key(self, key: str, *, scroll: bool = True) -> bool:
+        try:
+            index = self.get_row_index(key)
+        except Exception:
+            return False
+        self.move_cursor(row=index, scroll=scroll)
+        return True
+
+    def has_key(self, key: str) -> bool:
+        return key in self.rows

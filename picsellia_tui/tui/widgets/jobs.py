@@ -1,0 +1,579 @@
+"""The Jobs tab: jobs newest first, updated in place by key as engine events
+arrive; the selected job's run history, its failed run's error summary and the
+log of the selected run.
+
+Big histories are paged: the first PAGE jobs load at once, the next page when
+the cursor nears the end. Engine events only mark what is stale; a short timer
+then fetches the changed jobs (`jobs(changed_since=...)`) in a worker, so a burst
+of events costs one query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from picsellia_tui.engine.errors import EngineError, RerunRefused
+from picsellia_tui.engine.events import (
+    Event,
+    ExternalChange,
+    JobCreated,
+    LogAppended,
+    Resync,
+    RunChanged,
+)
+from picsellia_tui.engine.views import JobView, RunView
+from picsellia_tui.storage.params import MASK
+from picsellia_tui.tui.messages import LaunchRequested
+from picsellia_tui.tui.widgets.base import EngineAccess, Table
+from picsellia_tui.tui.widgets.format import status_text
+from picsellia_tui.tui.widgets.log_view import LogView
+
+PAGE = 200
+JOB_COLUMNS = ("job", "status", "attempts", "processing", "target", "by", "when", "duration")
+RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit")
+WIDTHS = {"job": 5, "status": 11, "attempts": 8, "attempt": 7, "duration": 8, "exit": 4}
+OVERLAP = timedelta(seconds=2)  # re-read a little before the last change seen
+
+
+class JobsTable(Table):
+    BINDINGS = [Binding("enter", "select_cursor", "Log", show=False)]
+
+
+class RunsTable(Table):
+    BINDINGS = [Binding("enter", "select_cursor", "Log", show=False)]
+
+
+class JobsPane(EngineAccess, Vertical):
+    BINDINGS = [
+        Binding("r", "rerun", "Re-run"),
+        Binding("R", "edit_rerun", "Edit+re-run"),
+        Binding("c", "cancel", "Cancel run"),
+        Binding("z", "zoom_log", "Zoom log"),
+        # Log keys work from anywhere in the tab; the log pane's own win when it has focus.
+        Binding("f", "log('toggle_follow')", "Follow", show=False),
+        Binding("w", "log('toggle_wrap')", "Wrap", show=False),
+        Binding("t", "log('toggle_timestamps')", "Timestamps", show=False),
+        Binding("slash", "log('search')", "Search log", show=False),
+        Binding("n", "log('next_match')", "Next match", show=False),
+        Binding("N", "log('previous_match')", "Previous match", show=False),
+        Binding("s", "log('save')", "Save log", show=False),
+        Binding("G", "log('bottom')", "Log bottom", show=False),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.jobs: dict[int, JobView] = {}
+        self.latest_runs: dict[int, RunView] = {}  # job id -> its latest run, when known
+        self.last_seen: datetime | None = None
+        self.oldest_page_id: int | None = None
+        self.exhausted = False
+        self.loaded = False
+        self.current: JobView | None = None  # the selected job, with its runs
+        self.current_run_id: int | None = None
+        self.pin_latest = True  # show the newest run of the job as runs are added
+        self._want_job: int | None = None
+        self._want_follow: bool | None = None
+        self._need_changes = False
+        self._need_detail = False
+        self._fetching = False
+        self._paging = False
+        self._log_path: str | None = None
+
+    def compose(self) -> ComposeResult:
+        jobs = JobsTable(id="jobs-table")
+        for col in JOB_COLUMNS:
+            jobs.add_column(col, key=col, width=WIDTHS.get(col))
+        yield jobs
+        with Vertical(id="job-detail"):
+            yield Static("", id="job-summary")
+            runs = RunsTable(id="runs-table")
+            for col in RUN_COLUMNS:
+                runs.add_column(col, key=col, width=WIDTHS.get(col))
+            yield runs
+            with VerticalScroll(id="run-error", classes="-hidden"):
+                yield Static("", id="run-error-text")
+            yield LogView(id="job-log", save_dir=self.handle.settings.export_dir)
+
+    def on_mount(self) -> None:
+        self.load_page()
+        self.set_interval(0.2, self._tick)
+        self.set_interval(1.0, self._tick_durations)
+
+    # -- engine events -------------------------------------------------------------------
+
+    def engine_event(self, ev: Event) -> None:
+        if isinstance(ev, LogAppended):
+            if ev.run_id == self.current_run_id:
+                self.query_one(LogView).refresh_source()
+            return
+        if isinstance(ev, JobCreated | ExternalChange | Resync):
+            self._need_changes = True
+            if self.current is not None and not isinstance(ev, JobCreated):
+                self._need_detail = True
+        elif isinstance(ev, RunChanged):
+            self._need_changes = True
+            if self.current is not None and ev.job_id == self.current.id:
+                self._need_detail = True
+
+    def _tick(self) -> None:
+        if self._need_changes and not self._fetching and self.loaded:
+            self._need_changes = False
+            self._fetching = True
+            self.fetch_changes(self.last_seen - OVERLAP if self.last_seen else None)
+        if self._need_detail and self.current is not None:
+            self._need_detail = False
+            self.load_detail(self.current.id)
+
+    def _tick_durations(self) -> None:
+        table = self.query_one(JobsTable)
+        for job_id, run in self.latest_runs.items():
+            if run.status == "running" and table.has_key(str(job_id)):
+                table.update_cell(
+                    str(job_id), "duration", self.clock.duration(run.started_at, None)
+                )
+        if self.current is not None:
+            runs = self.query_one(RunsTable)
+            for run in self.current.runs:
+                if run.status == "running" and runs.has_key(str(run.id)):
+                    runs.update_cell(
+                        str(run.id), "duration", self.clock.duration(run.started_at, None)
+                    )
+
+    # -- loading -------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="jobs-page")
+    def load_page(self, before_id: int | None = None) -> None:
+        async def go(e: Any) -> tuple[list[JobView], dict[int, RunView]]:
+            rows = await e.jobs(limit=PAGE, before_id=before_id)
+            return rows, await _latest_runs(e, rows)
+
+        rows, runs = self.engine_call(go)
+        self.app.call_from_thread(self._page_loaded, rows, runs, before_id)
+
+    def _page_loaded(
+        self, rows: list[JobView], runs: dict[int, RunView], before_id: int | None
+    ) -> None:
+        self._paging = False
+        self.latest_runs.update(runs)
+        if len(rows) < PAGE:
+            self.exhausted = True
+        if rows:
+            low = min(j.id for j in rows)
+            self.oldest_page_id = (
+                low if self.oldest_page_id is None else min(low, self.oldest_page_id)
+            )
+        self._apply(rows)
+        if not self.loaded:
+            self.loaded = True
+            if self._want_job is None and rows:
+                self._select_job(rows[0].id)
+
+    @work(thread=True, exit_on_error=False, group="jobs-changes")
+    def fetch_changes(self, since: datetime | None) -> None:
+        async def go(e: Any) -> tuple[list[JobView], dict[int, RunView]]:
+            out: list[JobView] = []
+            offset = 0
+            while True:
+                rows = await e.jobs(limit=500, offset=offset, changed_since=since)
+                out += rows
+                if len(rows) < 500 or since is None:
+                    break
+                offset += 500
+            return out, await _latest_runs(e, out)
+
+        try:
+            rows, runs = self.engine_call(go)
+        finally:
+            self._fetching = False
+        self.app.call_from_thread(self._changes_loaded, rows, runs)
+
+    def _changes_loaded(self, rows: list[JobView], runs: dict[int, RunView]) -> None:
+        floor = self.oldest_page_id
+        # Jobs older than the loaded pages come with their page, not now.
+        keep = [j for j in rows if j.id in self.jobs or floor is None or j.id > floor]
+        ids = {j.id for j in keep}
+        self.latest_runs.update({k: v for k, v in runs.items() if k in ids})
+        self._apply(keep)
+
+    def _apply(self, rows: list[JobView]) -> None:
+        """Update rows in place by key; new jobs are inserted in id order."""
+        table = self.query_one(JobsTable)
+        keep = table.cursor_key
+        added = False
+        for job in rows:
+            key = str(job.id)
+            cells = self._cells(job)
+            if job.id in self.jobs:
+                old = self._cells(self.jobs[job.id]) if self.jobs[job.id] != job else cells
+                for col, value, before in zip(JOB_COLUMNS, cells, old, strict=True):
+                    if value != before or col in ("status", "duration", "attempts"):
+                        table.update_cell(key, col, value)
+            else:
+                table.add_row(*cells, key=key)
+                added = True
+            self.jobs[job.id] = job
+            if self.last_seen is None or job.updated_at > self.last_seen:
+                self.last_seen = job.updated_at
+        if added:
+            table.sort("job", key=lambda cell: -int(cell.plain), reverse=False)
+            if keep is not None:
+                table.select_key(keep, scroll=False)
+        if self._want_job is not None and table.has_key(str(self._want_job)):
+            self._select_job(self._want_job)
+        self._update_empty()
+
+    def _update_empty(self) -> None:
+        if not self.jobs and self.loaded:
+            self.query_one("#job-summary", Static).update(
+                Text(
+                    "No jobs yet. Launch one: a processing (tab 1) or a model version (tab 2), "
+                    "then enter.",
+                    style="dim",
+                )
+            )
+
+    def _cells(self, job: JobView) -> tuple[Any, ...]:
+        run = self.latest_runs.get(job.id)
+        dur = self.clock.duration(run.started_at, run.ended_at) if run else "-"
+        return (
+            Text(str(job.id), justify="right"),
+            status_text(job.status),
+            Text(str(job.attempts), justify="right"),
+            job.processing,
+            job.target,
+            job.launched_by,
+            self.clock.when(job.created_at),
+            dur,
+        )
+
+    # -- selection -----------------------------------------------------------------------
+
+    def focus_job(self, job_id: int, follow: bool = True) -> None:
+        """Select a job (loading it when it is not in the loaded pages) and show its
+        latest run's log."""
+        self._want_follow = follow
+        self.pin_latest = True
+        if job_id in self.jobs:
+            self._select_job(job_id)
+        else:
+            self._want_job = job_id
+            self._fetch_one(job_id)
+        self.query_one(JobsTable).focus()
+
+    @work(thread=True, exit_on_error=False, group="jobs-one")
+    def _fetch_one(self, job_id: int) -> None:
+        try:
+            job = self.engine_call(lambda e: e.job(job_id))
+        except EngineError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        runs = {job.id: job.runs[-1]} if job.runs else {}
+        self.app.call_from_thread(self._one_loaded, job, runs)
+
+    def _one_loaded(self, job: JobView, runs: dict[int, RunView]) -> None:
+        self.latest_runs.update(runs)
+        self._apply([job.model_copy(update={"runs": []})])
+
+    def _select_job(self, job_id: int) -> None:
+        table = self.query_one(JobsTable)
+        if table.select_key(str(job_id)):
+            self._want_job = None
+            self.load_detail(job_id)
+
+    @on(DataTable.RowHighlighted, "#jobs-table")
+    def _job_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is None or event.row_key.value is None:
+            return
+        job_id = int(event.row_key.value)
+        table = self.query_one(JobsTable)
+        if (
+            not self.exhausted
+            and not self._paging
+            and self.loaded
+            and table.cursor_row >= table.row_count - 20
+        ):
+            self._paging = True
+            self.load_page(self.oldest_page_id)
+        if self.current is None or self.current.id != job_id:
+            self.pin_latest = True
+            self.load_detail(job_id)
+
+    @on(DataTable.RowSelected, "#jobs-table")
+    def _job_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.query_one(LogView).focus()
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.current is None or event.row_key is None or event.row_key.value is None:
+            return
+        run_id = int(event.row_key.value)
+        if run_id == self.current_run_id:
+            return
+        run = next((r for r in self.current.runs if r.id == run_id), None)
+        if run is not None:
+            self.pin_latest = run.id == self.current.runs[-1].id
+            self._show_run(self.current, run)
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _run_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.query_one(LogView).focus()
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="job-detail")
+    def load_detail(self, job_id: int) -> None:
+        try:
+            job = self.engine_call(lambda e: e.job(job_id))
+        except EngineError:
+            return
+        self.app.call_from_thread(self._detail_loaded, job)
+
+    def _detail_loaded(self, job: JobView) -> None:
+        table = self.query_one(JobsTable)
+        if table.cursor_key != str(job.id):
+            return  # the cursor moved on meanwhile
+        if job.runs:
+            self.latest_runs[job.id] = job.runs[-1]
+        if job.id in self.jobs:
+            self._apply([job.model_copy(update={"runs": []})])
+        same_job = self.current is not None and self.current.id == job.id
+        self.current = job
+        self._show_summary(job)
+        runs = self.query_one(RunsTable)
+        if not same_job:
+            runs.clear()
+        for run in job.runs:
+            key = str(run.id)
+            cells = self._run_cells(run)
+            if runs.has_key(key):
+                for col, value in zip(RUN_COLUMNS, cells, strict=True):
+                    runs.update_cell(key, col, value)
+            else:
+                runs.add_row(*cells, key=key)
+        if not job.runs:
+            return
+        chosen = (
+            job.runs[-1]
+            if (self.pin_latest or not same_job)
+            else next((r for r in job.runs if r.id == self.current_run_id), job.runs[-1])
+        )
+        runs.select_key(str(chosen.id))
+        self._show_run(job, chosen)
+
+    def _show_summary(self, job: JobView) -> None:
+        params = ", ".join(f"{k}={v}" for k, v in job.parameters.items()) or "no parameters"
+        out = job.output_version_name or "(updates the input)"
+        self.query_one("#job-summary", Static).update(
+            Text.assemble(
+                (f"job {job.id} ", "bold"),
+                status_text(job.status),
+                ("  ", ""),
+                (job.processing, "bold"),
+                (" on ", "dim"),
+                (job.target, ""),
+                (" → ", "dim"),
+                (out, ""),
+                ("  ", ""),
+                (params, "dim"),
+            )
+        )
+
+    def _run_cells(self, run: RunView) -> tuple[Any, ...]:
+        return (
+            Text(f"#{run.attempt}", justify="right"),
+            status_text(run.status),
+            run.launched_by,
+            self.clock.when(run.started_at),
+            self.clock.duration(run.started_at, run.ended_at),
+            Text("-" if run.exit_code is None else str(run.exit_code), justify="right"),
+        )
+
+    def _show_run(self, job: JobView, run: RunView) -> None:
+        self.current_run_id = run.id
+        log = self.query_one(LogView)
+        if self._want_follow is not None:
+            log.follow = self._want_follow
+            self._want_follow = None
+        if self._log_path != run.log_path:
+            self._log_path = run.log_path
+            from pathlib import Path
+
+            log.set_source(Path(run.log_path), save_name=f"job-{job.id}-run-{run.attempt}")
+        else:
+            log.refresh_source()
+        box = self.query_one("#run-error", VerticalScroll)
+        if run.status in ("failed", "killed") and run.error_summary:
+            self.query_one("#run-error-text", Static).update(error_panel(run))
+            box.remove_class("-hidden")
+            box.border_title = f"run #{run.attempt} {run.status}"
+        else:
+            box.add_class("-hidden")
+
+    def selected_job(self) -> JobView | None:
+        key = self.query_one(JobsTable).cursor_key
+        if key is None:
+            return None
+        job = self.jobs.get(int(key))
+        if job is not None and self.current is not None and self.current.id == job.id:
+            # The detail is the freshest view of the selected job.
+            if self.current.updated_at >= job.updated_at:
+                return self.current
+        return job
+
+    # -- actions -------------------------------------------------------------------------
+
+    def action_log(self, action: str) -> None:
+        log = self.query_one(LogView)
+        if action in ("search",):
+            log.focus()
+        log.run_action(action)
+
+    def action_zoom_log(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        else:
+            log = self.query_one(LogView)
+            log.focus()
+            self.screen.maximize(log)
+
+    def action_reload(self) -> None:
+        self._need_changes = True
+        if self.current is not None:
+            self._need_detail = True
+
+    def action_rerun(self) -> None:
+        job = self.selected_job()
+        if job is None:
+            self.app.notify("No job selected.", severity="warning")
+            return
+        if job.active:
+            self.app.notify(
+                f"Job {job.id} has a {job.status} run: re-run is refused until it ends "
+                "(c cancels it).",
+                title="Re-run refused",
+                severity="warning",
+            )
+            return
+        from picsellia_tui.tui.dialogs.confirm import ConfirmDialog
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._rerun(job.id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Re-run job {job.id}?",
+                f"{job.processing} on {job.target}, same parameters: run #{job.attempts + 1}.",
+                confirm="Re-run",
+            ),
+            done,
+        )
+
+    @work(thread=True, exit_on_error=False, group="jobs-action")
+    def _rerun(self, job_id: int) -> None:
+        try:
+            run = self.engine_call(lambda e: e.rerun(job_id))
+        except RerunRefused as exc:
+            self.app.call_from_thread(
+                self.app.notify, str(exc), title="Re-run refused", severity="warning"
+            )
+            return
+        except EngineError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._rerun_done, run)
+
+    def _rerun_done(self, run: RunView) -> None:
+        self.app.notify(f"Job {run.job_id}: run #{run.attempt} queued.")
+        if self.current is not None and self.current.id == run.job_id:
+            self.pin_latest = True
+            log = self.query_one(LogView)
+            log.follow = True
+            self._need_detail = True
+        self._need_changes = True
+
+    def action_edit_rerun(self) -> None:
+        job = self.selected_job()
+        if job is None:
+            self.app.notify("No job selected.", severity="warning")
+            return
+        params = {k: v for k, v in job.parameters.items() if v != MASK}
+        self.post_message(
+            LaunchRequested(
+                processing=job.processing,
+                version=job.target,
+                params=params,
+                title=f"Edit and re-run job {job.id} (a new job)",
+            )
+        )
+
+    def action_cancel(self) -> None:
+        job = self.selected_job()
+        if job is None:
+            self.app.notify("No job selected.", severity="warning")
+            return
+        if not job.active:
+            self.app.notify(
+                f"Job {job.id} has no pending or running run to cancel.", severity="warning"
+            )
+            return
+        from picsellia_tui.tui.dialogs.confirm import ConfirmDialog
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self._cancel(job.id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Cancel job {job.id}?",
+                f"Stops its {job.status} run #{job.attempts} of {job.processing} on {job.target}.",
+                confirm="Cancel run",
+                cancel="Keep running",
+                danger=True,
+            ),
+            done,
+        )
+
+    @work(thread=True, exit_on_error=False, group="jobs-action")
+    def _cancel(self, job_id: int) -> None:
+        try:
+            run = self.engine_call(lambda e: e.cancel(job_id))
+        except EngineError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.app.notify, f"Job {job_id}: cancelling run #{run.attempt}…")
+        self._need_changes = True
+        self._need_detail = True
+
+
+async def _latest_runs(e: Any, rows: list[JobView]) -> dict[int, RunView]:
+    """The latest run of each job, for the duration column."""
+    out: dict[int, RunView] = {}
+    for job in rows:
+        try:
+            full = await e.job(job.id)
+        except EngineError:
+            continue
+        if full.runs:
+            out[job.id] = full.runs[-1]
+    return out
+
+
+def error_panel(run: RunView) -> Text:
+    lines = (run.error_summary or "").splitlines()
+    head, rest = (lines[0], lines[1:]) if lines else ("", [])
+    text = Text(f"{head}\n", style="bold red")
+    for line in rest[-40:]:
+        style = "bold" if line and not line.startswith(" ") else ""
+        text.append(line + "\n", style=style)
+    text.rstrip()
+    return text
