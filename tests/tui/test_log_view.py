@@ -368,6 +368,25 @@ async def test_footer_shows_bindings(log200: Path) -> None:
         for key in ("f", "w", "t", "g", "G", "slash", "n", "N", "s"):
             assert key in active, key
         assert active["f"].binding.description == "Follow"
+        assert app.screen.maximize(view_of(app).log_lines)
+        assert app.screen.maximized is view_of(app)
+
+
+async def test_typing_in_search_bar_does_not_trigger_keys(log200: Path) -> None:
+    app = LogApp(log200)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = view_of(app)
+        await pilot.press("slash")
+        await pilot.press(*"fwtgGnNs")
+        bar = app.query_one("#log-search", Input)
+        assert bar.value == "fwtgGnNs"
+        assert view.follow and not view.wrap and not view.show_timestamps
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not bar.display
+        assert view.log_lines.has_focus
+        assert view.log_lines.highlight is None
 
 
 @pytest.fixture(scope="module")
@@ -424,3 +443,22 @@ async def test_wrap_keeps_the_top_line(tmp_path: Path) -> None:
         await pilot.press("w")
         await settle(pilot)
         assert not lines.wrapped and lines.top_line == 120
+
+
+async def test_switching_source_without_follow_opens_at_top(log200: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.log"
+    write(other, [f"other {i}" for i in range(100)])
+    app = LogApp(log200, follow=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = view_of(app)
+        assert "line 000" in screen_text(app)[0]
+        view.log_lines.scroll_to(y=150, animate=False)
+        await pilot.press("w")
+        await settle(pilot)
+        view.set_source(other)
+        await settle(pilot)
+        assert "other 0" in screen_text(app)[0]
+        view.follow = True
+        await settle(pilot)
+        assert any("other 99" in r for r in screen_text(app))

@@ -77,7 +77,8 @@ def measure_rows(
     `prefix`-cell gutter (character wrap, so exact). None if cancelled."""
     out = array("Q")
     width = max(1, width)
-    k = max(0, prefix) + width - 1  # rows = ceil((prefix + cells) / width), at least 1
+    prefix, avail = _wrap_geometry(width, prefix)
+    k = avail - 1 + prefix - width  # rows = 1 + ceil((prefix + cells - width) / avail)
     for _, texts, plain in reader.text_chunks(start, stop):
         if cancelled is not None and cancelled():
             return None
@@ -89,8 +90,16 @@ def measure_rows(
             cells = [min(cell_len(t.decode("utf-8", "replace")), DISPLAY_CAP) for t in texts]
         else:
             cells = [_plain_cells(decode_text(t)) for t in texts]
-        out.extend([(c + k) // width or 1 for c in cells])
+        out.extend([1 + max(0, (c + k) // avail) for c in cells])
     return out
+
+
+def _wrap_geometry(width: int, prefix: int) -> tuple[int, int]:
+    """(indent, cells per continuation row): continuation rows are indented by the
+    gutter (and timestamp) width, unless the pane is too narrow for that."""
+    if width - prefix < 10:
+        prefix = 0
+    return prefix, width - prefix
 
 
 def compile_search(pattern: str) -> tuple[re.Pattern[str], str, bool, bool] | None:
@@ -148,6 +157,7 @@ class LogLines(ScrollView, can_focus=True):
         self._wrap_key: tuple[int, bool] | None = None
         self._wrap_worker: Worker[None] | None = None
         self.wrapping = False  # a worker is measuring lines for wrap
+        self._pending_top: int | None = None
 
     # ---------------------------------------------------------------- geometry
     @property
@@ -181,6 +191,8 @@ class LogLines(ScrollView, can_focus=True):
 
     @property
     def top_line(self) -> int:
+        if self._pending_top is not None:  # a re-layout has not been scrolled to yet
+            return self._pending_top
         return self.line_of_row(self.scroll_offset.y)
 
     @property
@@ -206,6 +218,7 @@ class LogLines(ScrollView, can_focus=True):
         self._max_width = 0
         self._cum = None
         self._wrap_key = None
+        self._pending_top = 0  # a new log opens at its top (or bottom when following)
         self.clear_cache()
         self.rebuild_wrap()
         self._update_virtual_size()
@@ -264,6 +277,8 @@ class LogLines(ScrollView, can_focus=True):
         else:
             self._cum = None  # shown unwrapped until the worker is done
             self.wrapping = True
+            self._update_virtual_size()
+            self._restore_top(top)
             self._wrap_worker = self._measure_worker(self.reader, width, self.show_timestamps, top)
 
     def _extend_cum(self, cum: array[int], start: int, width: int) -> None:
@@ -305,13 +320,23 @@ class LogLines(ScrollView, can_focus=True):
         """Row offsets for wrapping are ready (after a background measure)."""
 
     def _restore_top(self, line: int) -> None:
+        """After the row map changed: keep `line` at the top (or the bottom when
+        following)."""
         follow = isinstance(self.parent, LogView) and self.parent.follow
         if follow:
+            self._pending_top = None
+            self.scroll_to_bottom()
             self.call_after_refresh(self.scroll_to_bottom)
         else:
-            row = self.row_of_line(line)
-            self.call_after_refresh(self.scroll_to, y=row, animate=False)
+            self._pending_top = line
+            self.scroll_to(y=self.row_of_line(line), animate=False)
+            self.call_after_refresh(self._apply_pending_top)
         self.refresh()
+
+    def _apply_pending_top(self) -> None:
+        if self._pending_top is not None:
+            line, self._pending_top = self._pending_top, None
+            self.scroll_to(y=self.row_of_line(line), animate=False)
 
     def on_resize(self, event: events.Resize) -> None:
         if self.wrap:
@@ -407,7 +432,18 @@ class LogLines(ScrollView, can_focus=True):
                 return Strip.blank(width, style)
             index = bisect_right(self._cum, row) - 1
             sub = row - self._cum[index]
-            return self._line_strip(index).crop_extend(sub * width, (sub + 1) * width, style)
+            strip = self._line_strip(index)
+            if sub == 0:
+                return strip.crop_extend(0, width, style)
+            indent, avail = _wrap_geometry(width, self._prefix_width)
+            start = width + (sub - 1) * avail
+            body = strip.crop_extend(start, start + avail, style)
+            if not indent:
+                return body
+            # Continuation rows: the line's gutter cell (stderr mark), then blanks.
+            return Strip.join(
+                [strip.crop_extend(0, 1, style), Strip.blank(indent - 1, style), body]
+            )
         if row >= self.line_count:
             return Strip.blank(width, style)
         strip = self._line_strip(row)
@@ -422,6 +458,8 @@ class LogLines(ScrollView, can_focus=True):
 
 class LogView(Vertical):
     """A run's log: virtualized, follows growth, searchable, savable."""
+
+    ALLOW_MAXIMIZE = True  # maximize the pane with its search bar, not just the rows
 
     BINDINGS = [
         Binding("f", "toggle_follow", "Follow", tooltip="Follow new lines"),
@@ -664,7 +702,7 @@ class LogView(Vertical):
     def action_search(self) -> None:
         bar = self.query_one("#log-search", Input)
         bar.add_class("-shown")
-        bar.value = self.search_pattern
+        bar.value = ""  # n / N repeat the last search; / starts a new one
         bar.focus()
 
     def _close_search_bar(self) -> None:
