@@ -167,7 +167,10 @@ def _secret_rx(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret value (4 characters or more) by
-    ``••••••``. Longer secrets are matched first."""
+    ``••••••``. Longer secrets are matched first. For many lines, prefer
+    :func:`secret_masker` (compiles once)."""
+    if not secrets or not text:
+        return text
     rx = _secret_rx(tuple(sorted(str(s) for s in secrets if s)))
     return rx.sub(MASK, text) if rx is not None else text
 
