@@ -146,8 +146,9 @@ async def test_exit_code(executor: DockerExecutor, make_spec: SpecFactory) -> No
 
 
 async def test_kill_ends_within_grace_even_if_sigterm_is_ignored(
-    executor: DockerExecutor, make_spec: SpecFactory
+    any_executor: DockerExecutor, make_spec: SpecFactory
 ) -> None:
+    executor = any_executor
     ref = await executor.start(make_spec({"lines": 0, "hang_s": 120, "ignore_term": True}))
     async with contextlib.aclosing(executor.follow_logs(ref)) as lines:
         assert (await lines.__anext__()).text == "hello"  # the script is up
@@ -174,8 +175,9 @@ async def test_kill_sigterm_reaches_the_code(
 
 
 async def test_follow_logs_stops_when_cancelled(
-    executor: DockerExecutor, make_spec: SpecFactory
+    any_executor: DockerExecutor, make_spec: SpecFactory
 ) -> None:
+    executor = any_executor
     ref = await executor.start(make_spec({"lines": 1000, "sleep_s": 0.05}))
     got: list[LogLine] = []
     with anyio.move_on_after(1.0):
@@ -286,6 +288,16 @@ async def test_confinement(
     assert "PICSELLIA_CONTEXT=/picsellia/context.json" in attrs["Config"]["Env"]
     assert attrs["Name"] == "/" + spec.name
     assert attrs["Image"] == await executor.resolve_image(spec.image)
+
+
+async def test_out_of_memory_is_reported(executor: DockerExecutor, make_spec: SpecFactory) -> None:
+    spec = make_spec({"lines": 0, "alloc_mb": 400}, limits=Limits(memory_bytes=64 * 1024 * 1024))
+    ref = await executor.start(spec)
+    lines = await collect(executor, ref)
+    assert await executor.wait(ref) == 137
+    assert "allocated 419430400" not in texts(lines)
+    state = await executor.inspect(ref)
+    assert state.status == "exited" and state.exit_code == 137 and state.error == "OOMKilled"
 
 
 async def test_network_on_when_asked(

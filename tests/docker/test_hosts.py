@@ -61,6 +61,22 @@ def test_tls_rules(tmp_path: Path) -> None:
     assert h.uses_tls and h.tls_verify and h.is_remote
 
 
+def ssh_children() -> list[int]:
+    """Our child processes running `docker system dial-stdio` through ssh."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and b"dial-stdio" in cmd:
+            found.append(int(entry.name))
+    return found
+
+
 def one_line_unreachable(host: HostConfig) -> str:
     with pytest.raises(HostUnreachable) as info:
         connect(host, timeout=5)
@@ -118,8 +134,10 @@ def test_ssh_probe_and_connect(ssh_path: Any) -> None:
         # pooled: many requests, not one ssh process per request
         for _ in range(20):
             client.api.version()
+        assert 1 <= len(ssh_children()) <= 2
     finally:
         client.close()
+    assert ssh_children() == []  # closed and reaped
 
 
 @pytest.mark.docker

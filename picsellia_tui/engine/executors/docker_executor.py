@@ -195,6 +195,7 @@ class DockerExecutor:
         log_max_files: int = 2,
         keep_failed: bool = False,
         pull_missing: bool = True,
+        never_pull: tuple[str, ...] = ("picsellia-tui/",),
         connect_timeout: float = 30.0,
         exit_grace_s: float = 2.0,
         poll_s: float = 1.0,
@@ -211,12 +212,14 @@ class DockerExecutor:
         self.log_max_files = log_max_files
         self.keep_failed = keep_failed
         self.pull_missing = pull_missing
+        self.never_pull = never_pull
         self.connect_timeout = connect_timeout
         self.exit_grace_s = exit_grace_s
         self.poll_s = poll_s
         self._factory = client_factory or connect
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
+        self._wait_limiter: anyio.CapacityLimiter | None = None
 
     def __repr__(self) -> str:
         return f"DockerExecutor(host={self.host!r}, engine_id={self.engine_id!r})"
@@ -232,7 +235,14 @@ class DockerExecutor:
     def _api(self) -> Any:
         return self._client_sync().api
 
-    async def _call(self, fn: Callable[[], T], what: str, *, abandon_on_cancel: bool = False) -> T:
+    async def _call(
+        self,
+        fn: Callable[[], T],
+        what: str,
+        *,
+        abandon_on_cancel: bool = False,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> T:
         def guarded() -> T:
             try:
                 return fn()
@@ -241,7 +251,9 @@ class DockerExecutor:
             except Exception as exc:
                 raise describe_error(exc, self.host, what) from None
 
-        return await anyio.to_thread.run_sync(guarded, abandon_on_cancel=abandon_on_cancel)
+        return await anyio.to_thread.run_sync(
+            guarded, abandon_on_cancel=abandon_on_cancel, limiter=limiter
+        )
 
     async def client(self) -> docker.DockerClient:
         """The connected docker-py client (connects on first use)."""
@@ -255,7 +267,10 @@ class DockerExecutor:
             return dict(api.inspect_image(image))
         except docker.errors.NotFound:
             pass
-        if self.pull_missing and not image.startswith("sha256:"):
+        # Images of the app's own namespace are built locally, never pulled: a
+        # look-alike pushed to Docker Hub must not run in their place.
+        pullable = not image.startswith("sha256:") and not image.startswith(self.never_pull)
+        if self.pull_missing and pullable:
             with contextlib.suppress(Exception):
                 api.pull(image)
                 return dict(api.inspect_image(image))
@@ -450,9 +465,16 @@ class DockerExecutor:
             raise ContainerMissing(f"container {ref[:12]} is gone from {self.host}")
         if attrs.get("State", {}).get("Status") == "created":
             raise ExecutorError(f"container {ref[:12]} was created but never started")
+        if self._wait_limiter is None:
+            # Waits block a thread for minutes: keep them off anyio's default limiter
+            # (40 threads shared with everything else) so many runs cannot starve it.
+            self._wait_limiter = anyio.CapacityLimiter(10_000)
         while True:
             code = await self._call(
-                partial(self._wait_once, ref), f"wait for {ref[:12]}", abandon_on_cancel=True
+                partial(self._wait_once, ref),
+                f"wait for {ref[:12]}",
+                abandon_on_cancel=True,
+                limiter=self._wait_limiter,
             )
             if code is not None:
                 return code
