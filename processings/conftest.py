@@ -1,64 +1,33 @@
-"""Host tests of the bundled processings: no Docker, the same contract.
+"""Fixtures of the bundled processings' host tests (no Docker, the same contract).
 
-Each test builds a run folder (context.json, inputs/, outputs/) from a demo model and
-runs the processing's ``python main.py`` in its folder with this interpreter, exactly
-as the engine's process executor does.
+The helpers live in ``_lib/harness.py`` (tests ``from harness import ...``); this file
+puts ``_lib`` on sys.path and builds the demo models once per session.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 PROCESSINGS = Path(__file__).resolve().parent
-REPO = PROCESSINGS.parent
 LIB = PROCESSINGS / "_lib"
-
-# Tests import the shared modules directly (in the images they sit beside main.py).
-if str(LIB) not in sys.path:
+if str(LIB) not in sys.path:  # in the images the shared modules sit beside main.py
     sys.path.insert(0, str(LIB))
 try:
     import picsellia_tui  # noqa: F401
 except ModuleNotFoundError:  # not installed: use the checkout
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(PROCESSINGS.parent))
+
+from harness import RunOutcome, make_run_folder, run_main  # noqa: E402
 
 from picsellia_tui.demo.models import DemoModel, build_demo_models  # noqa: E402
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    returncode: int
-    stdout: str
-    stderr: str
-    outputs: Path
-    context: dict[str, Any]
-
-    @property
-    def result(self) -> dict[str, Any]:
-        return json.loads((self.outputs / "result.json").read_text(encoding="utf-8"))
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return dict(self.result.get("metrics", {}))
-
-    def check(self) -> RunOutcome:
-        """Assert the run succeeded, showing its log when it did not."""
-        assert self.returncode == 0, f"exit {self.returncode}\n{self.stdout}\n{self.stderr}"
-        return self
-
-
-RunProcessing = Callable[..., RunOutcome]
 
 
 @pytest.fixture(scope="session")
@@ -68,110 +37,9 @@ def demo_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DemoModel
     return {m.model_name: m for m in built}
 
 
-def file_entries(folder: Path) -> list[dict[str, Any]]:
-    entries = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        entries.append(
-            {
-                "path": path.relative_to(folder).as_posix(),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-            }
-        )
-    return entries
-
-
-def make_run_folder(
-    root: Path,
-    processing: str,
-    files_from: Path,
-    *,
-    parameters: Mapping[str, Any] | None = None,
-    framework: str = "onnx",
-    labels: list[str] | None = None,
-    model: str = "digits",
-    version: str = "v1",
-) -> Path:
-    """Lay out inputs/, outputs/ and context.json as the engine does; returns context.json."""
-    run_id = uuid.uuid4().hex
-    inputs = root / "inputs"
-    outputs = root / "outputs"
-    shutil.copytree(files_from, inputs)
-    outputs.mkdir()
-    definition = _definition(processing)
-    context = {
-        "job_id": uuid.uuid4().hex,
-        "run_id": run_id,
-        "attempt": 1,
-        "organization_id": uuid.uuid4().hex,
-        "organization": "tests",
-        "processing": {
-            "name": definition["name"],
-            "version": definition["version"],
-            "task": definition["task"],
-            "output_mode": definition.get("output_mode", "new_model_version"),
-        },
-        "parameters": dict(parameters or {}),
-        "target": {
-            "type": "model_version",
-            "model": model,
-            "version": version,
-            "framework": framework,
-            "labels": labels if labels is not None else [str(d) for d in range(10)],
-            "files": file_entries(inputs),
-        },
-        "output_version_name": f"{version}-{processing}",
-        "paths": {"inputs": str(inputs), "outputs": str(outputs)},
-    }
-    path = root / "context.json"
-    path.write_text(json.dumps(context, indent=2), encoding="utf-8")
-    return path
-
-
-def _definition(processing: str) -> dict[str, Any]:
-    import tomllib
-
-    with (PROCESSINGS / processing / "processing.toml").open("rb") as fh:
-        return tomllib.load(fh)
-
-
-def run_main(
-    processing_dir: Path, context_path: Path, env: Mapping[str, str] | None = None
-) -> RunOutcome:
-    """``python main.py`` in the processing folder, like the process executor."""
-    context = json.loads(context_path.read_text(encoding="utf-8"))
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "PICSELLIA"))}
-    run_env.update(
-        PICSELLIA_CONTEXT=str(context_path),
-        job_id=context["job_id"],
-        run_id=context["run_id"],
-        organization_id=context["organization_id"],
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    run_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "main.py"],
-        cwd=processing_dir,
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return RunOutcome(
-        returncode=proc.returncode,
-        stdout=proc.stdout,
-        stderr=proc.stderr,
-        outputs=Path(context["paths"]["outputs"]),
-        context=context,
-    )
-
-
 @pytest.fixture
-def run_processing(tmp_path: Path) -> RunProcessing:
-    """run_processing(name, files_dir, parameters=..., env=..., framework=...) -> RunOutcome"""
+def run_processing(tmp_path: Path) -> Callable[..., RunOutcome]:
+    """run_processing(name, files_dir, env=..., parameters=..., framework=...) -> RunOutcome"""
 
     def _run(
         processing: str,
@@ -189,10 +57,9 @@ def run_processing(tmp_path: Path) -> RunProcessing:
 
 
 @pytest.fixture(scope="module")
-def module_runs(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[..., RunOutcome]:
-    """Like run_processing, but remembers runs so several tests share one (slow) run."""
+def module_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunOutcome]:
+    """Like run_processing, but runs each (processing, files, context) once per module,
+    so several tests can check one run."""
     cache: dict[str, RunOutcome] = {}
 
     def _run(processing: str, files_from: Path, **context_fields: Any) -> RunOutcome:
@@ -204,3 +71,37 @@ def module_runs(
         return cache[key]
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def skl2onnx_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, demo_models: dict[str, DemoModel]
+) -> Path:
+    """A version exported the usual way by skl2onnx: a Cast in front of the graph and
+    ``ai.onnx.ml`` operators (ArrayFeatureExtractor) behind it, with the demo eval set."""
+    import warnings
+
+    import numpy as np
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    digits = load_digits()
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit((digits.data / 16).astype(np.float32), digits.target)
+    model = to_onnx(
+        clf,
+        initial_types=[("input", FloatTensorType([None, 64]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    folder = tmp_path_factory.mktemp("skl2onnx-mlp")
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+    source = demo_models["digits-mlp"].files_dir
+    for name in ("eval.npz", "labels.json"):
+        shutil.copyfile(source / name, folder / name)
+    return folder

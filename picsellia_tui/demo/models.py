@@ -125,8 +125,13 @@ def build_demo_models(dest: Path) -> list[DemoModel]:
     Takes a few seconds on one core. Existing files of the same versions are replaced.
     """
     _require_demo_extra()
-    split = _digits_split()
-    return [_build_mlp(Path(dest), split), _build_cnn(Path(dest), split)]
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the models are tiny, so more threads only add contention (ten
+    # times slower on a busy 2-core machine), and results do not depend on the core count.
+    with threadpool_limits(limits=1):
+        split = _digits_split()
+        return [_build_mlp(Path(dest), split), _build_cnn(Path(dest), split)]
 
 
 def _require_demo_extra() -> None:
@@ -135,6 +140,7 @@ def _require_demo_extra() -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
         import sklearn  # noqa: F401
+        import threadpoolctl  # noqa: F401  (a scikit-learn dependency)
     except ImportError as exc:
         raise DemoDependencyError(
             f"the demo models need the 'demo' extra ({exc.name} is missing): "

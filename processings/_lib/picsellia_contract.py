@@ -492,15 +492,18 @@ _ORT_FLOAT_TYPES = {
 }
 
 
-def onnx_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU ONNX Runtime session for an .onnx or .ort file."""
+def onnx_session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session for an .onnx or .ort file.
+
+    One thread by default: evaluation sets are small, and a thread pool spinning on a
+    busy machine (or a container with a CPU quota) costs more than it brings.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: warnings would flood the run log
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
