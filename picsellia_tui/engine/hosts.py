@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 30.0
+_PLACEHOLDER_API = "1.41"  # replaced by the daemon's version right after construction
 MAX_POOL_SIZE = 32
 _SSH_SCHEME = "ssh://"
 
@@ -486,7 +487,7 @@ def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
     # route every request through our ssh adapter and ask the real API version.
     client = docker.DockerClient(
         base_url="unix:///var/run/docker.sock",
-        version="1.41",
+        version=_PLACEHOLDER_API,
         timeout=int(timeout),
         max_pool_size=MAX_POOL_SIZE,
     )
@@ -517,9 +518,6 @@ def _tls_config(host: HostConfig) -> TLSConfig | None:
     for p in (host.tls_ca, host.tls_cert, host.tls_key):
         if p is not None and not Path(p).expanduser().is_file():
             raise HostUnreachable(f"{host.url}: TLS file {p} not found")
-    verify: bool | str = False
-    if host.tls_verify:
-        verify = str(Path(host.tls_ca).expanduser()) if host.tls_ca else True
     client_cert = (
         (str(Path(host.tls_cert).expanduser()), str(Path(host.tls_key).expanduser()))
         if host.tls_cert and host.tls_key
@@ -528,8 +526,29 @@ def _tls_config(host: HostConfig) -> TLSConfig | None:
     return TLSConfig(
         client_cert=client_cert,
         ca_cert=str(Path(host.tls_ca).expanduser()) if host.tls_ca else None,
-        verify=verify,
+        verify=host.tls_verify,  # with ca_cert: verify against it; else the system CAs
     )
+
+
+def _pin_tls_verify(client: docker.DockerClient) -> None:
+    """Make the host's CA win over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+
+    requests lets those variables replace a session's `verify` on every request, so a
+    machine with a corporate CA bundle in the environment would check the Docker
+    host's certificate against the wrong CAs. Proxies from the environment still apply.
+    """
+    api: Any = client.api
+    pinned = api.verify
+    if pinned is True or pinned is None:
+        return
+    merge = api.merge_environment_settings
+
+    def merge_pinned(url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        settings = merge(url, proxies, stream, verify, cert)
+        settings["verify"] = pinned
+        return settings
+
+    api.merge_environment_settings = merge_pinned
 
 
 def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
@@ -547,14 +566,23 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
             if env_host.startswith(_SSH_SCHEME):
                 client = _ssh_client(env_host, timeout)
             else:
-                client = docker.from_env(timeout=int(timeout), max_pool_size=MAX_POOL_SIZE)
+                client = docker.from_env(
+                    timeout=int(timeout), max_pool_size=MAX_POOL_SIZE, version=_PLACEHOLDER_API
+                )
         else:
             client = docker.DockerClient(
                 base_url=host.url,
                 tls=_tls_config(host) or False,
                 timeout=int(timeout),
                 max_pool_size=MAX_POOL_SIZE,
+                version=_PLACEHOLDER_API,
             )
+        if host.scheme != "ssh" and client.api.base_url != "http+docker://ssh":
+            # Built with a placeholder version (no request yet): pin TLS first, then
+            # ask the daemon for its API version, like docker-py's "auto".
+            _pin_tls_verify(client)
+            api: Any = client.api
+            api._version = api._retrieve_server_version()
         client.ping()
         return client
     except HostUnreachable:

@@ -17,9 +17,12 @@ import contextlib
 import getpass
 import json
 import os
+import select
 import shutil
 import socket
+import ssl
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -281,16 +284,146 @@ def ssh_path(sshd_host: SSHD, monkeypatch: pytest.MonkeyPatch) -> SSHD:
     return sshd_host
 
 
-@pytest.fixture(params=["local", "ssh"])
+# ----------------------------------------------------------------------------- tls
+
+
+@dataclass(frozen=True)
+class TLSProxy:
+    url: str
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path  # a CA that did not sign the server certificate
+
+    def host(self, **kw: Any) -> HostConfig:
+        values: dict[str, Any] = {"tls_ca": self.ca, "tls_cert": self.cert, "tls_key": self.key}
+        values.update(kw)
+        return HostConfig(name="loopback-tls", url=self.url, **values)
+
+
+def _openssl(*args: str | Path, cwd: Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_pki(d: Path) -> None:
+    for ca in ("ca", "other-ca"):
+        _openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem", "-subj", f"/CN=test {ca}",
+            cwd=d,
+        )  # fmt: skip
+    for name, ext in (
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        (d / f"{name}.ext").write_text(ext + "\n")
+        _openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem",
+            "-out", f"{name}.csr", "-subj", f"/CN={name}",
+            cwd=d,
+        )  # fmt: skip
+        _openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+            "-CAcreateserial", "-days", "2", "-out", f"{name}-cert.pem",
+            "-extfile", f"{name}.ext",
+            cwd=d,
+        )  # fmt: skip
+
+
+def _pump(tls_sock: ssl.SSLSocket, plain: socket.socket) -> None:
+    """Shuttle bytes both ways in ONE thread (an SSL object is not thread-safe)."""
+    try:
+        while True:
+            ready = (
+                [tls_sock]
+                if tls_sock.pending()
+                else select.select([tls_sock, plain], [], [], 300)[0]
+            )
+            if not ready:
+                return
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except ssl.SSLWantReadError:
+                    continue
+                if not data:
+                    return
+                (plain if s is tls_sock else tls_sock).sendall(data)
+    except OSError:
+        return
+    finally:
+        for s in (tls_sock, plain):
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+@pytest.fixture(scope="session")
+def tls_proxy(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSProxy]:
+    """tcp://127.0.0.1:PORT with TLS and client certificates, in front of the local socket."""
+    if shutil.which("openssl") is None:
+        _problem("no openssl CLI to make test certificates")
+    sock_path = "/var/run/docker.sock"
+    if not os.path.exists(sock_path):
+        _problem(f"{sock_path} not found: the TLS proxy forwards to it")
+    d = tmp_path_factory.mktemp("tls")
+    _make_pki(d)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(d / "ca.pem"))
+    ctx.load_cert_chain(str(d / "server-cert.pem"), str(d / "server-key.pem"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = int(listener.getsockname()[1])
+    stop = threading.Event()
+
+    def serve_one(conn: socket.socket) -> None:
+        try:
+            conn.settimeout(10)
+            tls_sock = ctx.wrap_socket(conn, server_side=True)
+            tls_sock.settimeout(None)
+        except (OSError, ssl.SSLError):
+            conn.close()
+            return
+        plain = socket.socket(socket.AF_UNIX)
+        plain.connect(sock_path)
+        _pump(tls_sock, plain)
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept_loop, daemon=True, name="tls-proxy").start()
+    try:
+        yield TLSProxy(
+            url=f"tcp://127.0.0.1:{port}",
+            ca=d / "ca.pem",
+            cert=d / "client-cert.pem",
+            key=d / "client-key.pem",
+            other_ca=d / "other-ca.pem",
+        )
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.fixture(params=["local", "ssh", "tls"])
 async def any_executor(
     request: pytest.FixtureRequest, docker_client: Any, echo_image: str, container_teardown: None
 ) -> Any:
-    """The same tests against the local socket and against ssh://root@127.0.0.1:PORT."""
+    """The same tests against the local socket, ssh://root@127.0.0.1:PORT and
+    tcp://127.0.0.1:PORT with TLS client certificates."""
     if request.param == "local":
         host = HostConfig()
-    else:
+    elif request.param == "ssh":
         sshd: SSHD = request.getfixturevalue("ssh_path")
         host = HostConfig(name="loopback-ssh", url=sshd.url)
+    else:
+        proxy: TLSProxy = request.getfixturevalue("tls_proxy")
+        host = proxy.host()
     ex = DockerExecutor(host, ENGINE_ID, exit_grace_s=1.0, poll_s=0.3)
     yield ex
     await ex.aclose()

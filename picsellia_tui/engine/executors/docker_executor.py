@@ -140,15 +140,26 @@ def _input_parts(f: InputFile) -> tuple[str, ...]:
     return pure.parts
 
 
+def check_inputs(inputs: list[InputFile]) -> list[tuple[str, ...]]:
+    """Validate input paths (relative, inside inputs/) and that their sources exist."""
+    parts_list = [_input_parts(f) for f in inputs]
+    seen: set[tuple[str, ...]] = set()
+    for f, parts in zip(inputs, parts_list, strict=True):
+        if parts in seen:
+            raise ExecutorError(f"input path {f.path!r} is listed twice")
+        seen.add(parts)
+        if not Path(f.source).is_file():
+            raise ExecutorError(f"input {f.path!r}: {f.source} is missing on this machine")
+    return parts_list
+
+
 def staging_stream(context_json: bytes, inputs: list[InputFile]) -> Iterator[bytes]:
     """A tar, streamed, of /picsellia/{context.json, inputs/..., outputs/} for `put_archive`.
 
-    Files are read in chunks: a multi-GB model is never held in memory.
+    Files are read in chunks: a multi-GB model is never held in memory. Call
+    `check_inputs` first: errors raised while the HTTP body streams are less clear.
     """
-    parts_list = [_input_parts(f) for f in inputs]  # validate before sending anything
-    for f in inputs:
-        if not Path(f.source).is_file():
-            raise ExecutorError(f"input {f.path!r}: {f.source} is missing on this machine")
+    parts_list = check_inputs(inputs)
     yield _tar_header("picsellia", tarfile.DIRTYPE, mode=0o755)
     yield _tar_header("picsellia/inputs", tarfile.DIRTYPE, mode=0o755)
     yield _tar_header("picsellia/outputs", tarfile.DIRTYPE, mode=0o777)
@@ -371,6 +382,7 @@ class DockerExecutor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _start_sync(self, spec: RunSpec) -> str:
+        check_inputs(spec.inputs)
         api = self._api()
         image_id = str(
             self._image_attrs(spec.image, spec.labels.get("picsellia-tui.processing"))["Id"]
