@@ -351,7 +351,8 @@ class LogReader:
         self._poll = poll_s
         self._assembler = LineAssembler(since_ns, max_line_bytes)
         self._lock = threading.Lock()
-        self._follow_res: Any = None
+        self._res: Any = None  # the response being read
+        self._res_follows = False
         self._closed = False
         self._stop = threading.Event()
         self._watch_error: BaseException | None = None
@@ -367,7 +368,7 @@ class LogReader:
         """Stop reading (consumer gone). Safe from any thread, idempotent."""
         with self._lock:
             self._closed = True
-            res = self._follow_res
+            res = self._res
         self._stop.set()
         if res is not None:
             abort_response(res)
@@ -391,10 +392,11 @@ class LogReader:
         except Exception:
             res.close()
             raise
-        sock = _response_socket(res)
-        if sock is not None:
-            with contextlib.suppress(Exception):
-                sock.settimeout(None)
+        if follow:  # quiet for hours is normal; the watcher handles dead hosts
+            sock = _response_socket(res)
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    sock.settimeout(None)
         return res
 
     def _chunks(self, res: Any) -> Iterator[bytes]:
@@ -497,10 +499,11 @@ class LogReader:
                 if self._stop.wait(self._grace - idle):
                     return
             with self._lock:
-                res = self._follow_res
+                res = self._res if self._res_follows else None
             if res is not None:
                 abort_response(res)
-            return
+            # Keep watching: a follow stream opened after this (a race with the
+            # exit) is cut at once, since no data came for `grace` seconds.
 
     # -- main loop
 
@@ -524,17 +527,16 @@ class LogReader:
                         ) from None
                     break  # removed while we were reading: what we have is all
                 opened = True
-                if follow:
-                    with self._lock:
-                        self._follow_res = res
-                    if watcher.ident is None:
-                        self._last_data = time.monotonic()
-                        watcher.start()
-                    if self._closed:  # close() raced with open: do not block
-                        abort_response(res)
+                with self._lock:
+                    self._res, self._res_follows = res, follow
+                if follow and watcher.ident is None:
+                    self._last_data = time.monotonic()
+                    watcher.start()
+                if self._closed:  # close() raced with open: do not block
+                    abort_response(res)
                 self._read_stream(res, emit)
                 with self._lock:
-                    self._follow_res = None
+                    self._res, self._res_follows = None, False
                 if self._closed or not follow:
                     break
                 if self._watch_error is not None:
