@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,6 +186,42 @@ async def test_follow_logs_stops_when_cancelled(
         async for line in executor.follow_logs(ref):
             got.append(line)
     assert 1 < len(got) < 1000
+    await executor.kill(ref, 0)
+
+
+async def test_wait_is_cancellable_and_never_blocks_exit(
+    executor: DockerExecutor, make_spec: SpecFactory, engine_id: str
+) -> None:
+    spec = make_spec({"lines": 0, "hang_s": 120})
+    ref = await executor.start(spec)
+    t0 = time.monotonic()
+    with anyio.move_on_after(0.5):
+        await executor.wait(ref)
+    assert time.monotonic() - t0 < 2
+    assert all(t.daemon for t in threading.enumerate() if t.name.startswith("ptui-"))
+    # A process that quits while a wait and a log follow are in flight exits at once.
+    script = f"""
+import anyio, contextlib
+from picsellia_tui.engine.hosts import HostConfig
+from picsellia_tui.engine.executors.docker_executor import DockerExecutor
+
+async def main():
+    ex = DockerExecutor(HostConfig(), {engine_id!r})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ex.wait, {ref!r})
+        async def follow():
+            async for _ in ex.follow_logs({ref!r}):
+                pass
+        tg.start_soon(follow)
+        await anyio.sleep(1.0)
+        tg.cancel_scope.cancel()
+anyio.run(main)
+"""
+    t0 = time.monotonic()
+    proc = await anyio.run_process([sys.executable, "-c", script], check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert time.monotonic() - t0 < 10
+    assert (await executor.inspect(ref)).status == "running"  # the run outlives the app
     await executor.kill(ref, 0)
 
 

@@ -27,9 +27,11 @@ import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import docker
 import docker.errors
@@ -186,6 +188,29 @@ def staging_stream(context_json: bytes, inputs: list[InputFile]) -> Iterator[byt
     yield b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
+async def run_in_daemon_thread(fn: Callable[[], T], name: str) -> T:
+    """`fn()` in a new daemon thread; cancelling the caller abandons the thread."""
+    token = anyio.lowlevel.current_token()
+    done = anyio.Event()
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+        finally:
+            with contextlib.suppress(Exception):
+                anyio.from_thread.run_sync(done.set, token=token)
+
+    threading.Thread(target=target, name=name[:60], daemon=True).start()
+    await done.wait()
+    ok, value = outcome[0]
+    if ok:
+        return cast(T, value)
+    raise value
+
+
 # ------------------------------------------------------------------------------ executor
 
 
@@ -230,7 +255,6 @@ class DockerExecutor:
         self._factory = client_factory or connect
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
-        self._wait_limiter: anyio.CapacityLimiter | None = None
 
     def __repr__(self) -> str:
         return f"DockerExecutor(host={self.host!r}, engine_id={self.engine_id!r})"
@@ -246,14 +270,14 @@ class DockerExecutor:
     def _api(self) -> Any:
         return self._client_sync().api
 
-    async def _call(
-        self,
-        fn: Callable[[], T],
-        what: str,
-        *,
-        abandon_on_cancel: bool = False,
-        limiter: anyio.CapacityLimiter | None = None,
-    ) -> T:
+    async def _call(self, fn: Callable[[], T], what: str, *, daemon: bool = False) -> T:
+        """Run blocking `fn` in a thread; errors become one-line ExecutorErrors.
+
+        `daemon=True` for calls that may block for minutes (wait): they run in a
+        daemon thread of their own, abandoned on cancel, so they neither hold one of
+        anyio's worker threads nor keep the process alive at exit.
+        """
+
         def guarded() -> T:
             try:
                 return fn()
@@ -262,9 +286,9 @@ class DockerExecutor:
             except Exception as exc:
                 raise describe_error(exc, self.host, what) from None
 
-        return await anyio.to_thread.run_sync(
-            guarded, abandon_on_cancel=abandon_on_cancel, limiter=limiter
-        )
+        if daemon:
+            return await run_in_daemon_thread(guarded, f"ptui-{what}")
+        return await anyio.to_thread.run_sync(guarded)
 
     async def client(self) -> docker.DockerClient:
         """The connected docker-py client (connects on first use)."""
@@ -477,16 +501,9 @@ class DockerExecutor:
             raise ContainerMissing(f"container {ref[:12]} is gone from {self.host}")
         if attrs.get("State", {}).get("Status") == "created":
             raise ExecutorError(f"container {ref[:12]} was created but never started")
-        if self._wait_limiter is None:
-            # Waits block a thread for minutes: keep them off anyio's default limiter
-            # (40 threads shared with everything else) so many runs cannot starve it.
-            self._wait_limiter = anyio.CapacityLimiter(10_000)
         while True:
             code = await self._call(
-                partial(self._wait_once, ref),
-                f"wait for {ref[:12]}",
-                abandon_on_cancel=True,
-                limiter=self._wait_limiter,
+                partial(self._wait_once, ref), f"wait for {ref[:12]}", daemon=True
             )
             if code is not None:
                 return code
