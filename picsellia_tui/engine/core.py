@@ -55,6 +55,7 @@ from picsellia_tui.engine.executors.base import (
     RunSpec,
 )
 from picsellia_tui.engine.logcapture import LogSink
+from picsellia_tui.engine.logtext import strip_ansi
 from picsellia_tui.engine.views import EngineStats, JobView, ProcessingView, RunView, VersionView
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage import repo
@@ -663,7 +664,7 @@ class Engine:
             return
         status = RunStatus.KILLED if run.cancel_requested else RunStatus.FAILED
         summary = reason
-        tail = await self._db(lambda: error_tail(Path(run.log_path)))
+        tail = await self._db(lambda: error_tail(Path(run.log_path), clean=strip_ansi))
         if tail:
             summary = f"{reason}\n{tail}"
         await self._transition(

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 
 from picsellia_tui.engine.executors.base import LogLine
-from picsellia_tui.engine.logtext import mask_secrets
+from picsellia_tui.engine.logtext import secret_masker
 from picsellia_tui.storage.logfile import LogWriter
 
 HIGH_WATER = 50_000
@@ -28,7 +28,7 @@ class LogSink:
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.writer = writer
-        self.secrets = secrets
+        self._mask = secret_masker(secrets) if secrets else None
         self.on_stored = on_stored
         self._limiter = limiter
         self._buf: list[LogLine] = []
@@ -41,8 +41,8 @@ class LogSink:
         await self.flush()
         since = self.writer.resume()
         async for line in open_stream(since):
-            if self.secrets:
-                line = LogLine(line.ts_ns, line.stream, mask_secrets(line.text, self.secrets))
+            if self._mask is not None:
+                line = LogLine(line.ts_ns, line.stream, self._mask(line.text))
             self._buf.append(line)
             self._ready.set()
             if len(self._buf) >= HIGH_WATER:
