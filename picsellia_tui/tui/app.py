@@ -34,6 +34,8 @@ from picsellia_tui.tui.messages import EngineEvent, LaunchRequested, ShowJob
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.base import report_worker_error
 from picsellia_tui.tui.widgets.format import Clock
+from picsellia_tui.tui.widgets.jobs import JobsPane
+from picsellia_tui.tui.widgets.versions import VersionsPane
 
 
 class AppEngineHandle(EngineHandle):
@@ -83,6 +85,8 @@ class PicselliaApp(App[None]):
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS = GLOBAL_BINDINGS
     ENABLE_COMMAND_PALETTE = True
+    # Screens under 30 rows (80x24) get a tighter Jobs layout (see app.tcss).
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     def __init__(self, handle: EngineHandle, *, frozen_time: bool | None = None) -> None:
         super().__init__()
@@ -114,7 +118,8 @@ class PicselliaApp(App[None]):
             self._versions_dirty = True
         screen = self._main()
         if screen is not None:
-            screen.query_one("#jobs-pane").engine_event(ev)  # type: ignore[attr-defined]
+            for pane in screen.query(JobsPane):  # none while the screen is composing
+                pane.engine_event(ev)
 
     def _tick(self) -> None:
         if self._stats_dirty:
@@ -124,7 +129,8 @@ class PicselliaApp(App[None]):
             self._versions_dirty = False
             screen = self._main()
             if screen is not None:
-                screen.query_one("#versions-pane").load()  # type: ignore[attr-defined]
+                for pane in screen.query(VersionsPane):
+                    pane.load()
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
     def _load_stats(self) -> None:
@@ -203,7 +209,7 @@ class PicselliaApp(App[None]):
         if screen is None:
             return
         screen.show_tab("jobs")
-        screen.query_one("#jobs-pane").focus_job(job_id, follow=follow)  # type: ignore[attr-defined]
+        screen.query_one(JobsPane).focus_job(job_id, follow=follow)
 
 
 def run_app(settings: Settings) -> None:

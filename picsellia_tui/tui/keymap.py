@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -129,7 +130,7 @@ def palette_entries(app: App[Any]) -> list[PaletteEntry]:
             seen.add(b.action)
             where = s.title.split(" (")[0]
             title = f"{where}: {b.description}" if s.tab else b.description
-            help_text = (b.tooltip or b.description) + f"  [{key_label(b.key)}]"
+            help_text = escape(f"{b.tooltip or b.description}  (key: {key_label(b.key)})")
 
             def run(s: Section = s, action: str = b.action) -> None:
                 if runner is not None:

@@ -216,7 +216,7 @@ class JobsPane(EngineAccess, Vertical):
                 old = self._cells(self.jobs[job.id]) if self.jobs[job.id] != job else cells
                 for col, value, before in zip(JOB_COLUMNS, cells, old, strict=True):
                     if value != before or col in ("status", "duration", "attempts"):
-                        table.update_cell(key, col, value)
+                        table.update_cell(key, col, value, update_width=True)
             else:
                 table.add_row(*cells, key=key)
                 added = True
@@ -356,7 +356,7 @@ class JobsPane(EngineAccess, Vertical):
             cells = self._run_cells(run)
             if runs.has_key(key):
                 for col, value in zip(RUN_COLUMNS, cells, strict=True):
-                    runs.update_cell(key, col, value)
+                    runs.update_cell(key, col, value, update_width=True)
             else:
                 runs.add_row(*cells, key=key)
         if not job.runs:
@@ -412,11 +412,26 @@ class JobsPane(EngineAccess, Vertical):
             log.refresh_source()
         box = self.query_one("#run-error", VerticalScroll)
         if run.status in ("failed", "killed") and run.error_summary:
-            self.query_one("#run-error-text", Static).update(error_panel(run))
+            head, body = error_panel(run)
+            self.query_one("#run-error-text", Static).update(body)
+            box.set_class(not body.plain.strip(), "-empty")
             box.remove_class("-hidden")
-            box.border_title = f"run #{run.attempt} {run.status}"
+            box.border_title = f"run #{run.attempt} {run.status}: {head}"
+            # The end of a stack trace says what went wrong: show it first.
+            box.call_after_refresh(box.scroll_end, animate=False)
         else:
             box.add_class("-hidden")
+        # The error panel changes the log's height: stay at the bottom when following.
+        self.call_after_refresh(self._log_to_bottom)
+
+    def on_show(self) -> None:
+        # A log set while the tab was hidden was laid out at height 0.
+        self.call_after_refresh(self._log_to_bottom)
+
+    def _log_to_bottom(self) -> None:
+        log = self.query_one(LogView)
+        if log.follow:
+            log.log_lines.scroll_to_bottom()
 
     def selected_job(self) -> JobView | None:
         key = self.query_one(JobsTable).cursor_key
@@ -431,11 +446,11 @@ class JobsPane(EngineAccess, Vertical):
 
     # -- actions -------------------------------------------------------------------------
 
-    def action_log(self, action: str) -> None:
+    async def action_log(self, action: str) -> None:
         log = self.query_one(LogView)
-        if action in ("search",):
+        if action == "search":
             log.focus()
-        log.run_action(action)
+        await log.run_action(action)
 
     def action_zoom_log(self) -> None:
         if self.screen.maximized is not None:
@@ -568,12 +583,13 @@ async def _latest_runs(e: Any, rows: list[JobView]) -> dict[int, RunView]:
     return out
 
 
-def error_panel(run: RunView) -> Text:
+def error_panel(run: RunView) -> tuple[str, Text]:
+    """(the reason, the rest: the tail of the log, a stack trace most often)."""
     lines = (run.error_summary or "").splitlines()
     head, rest = (lines[0], lines[1:]) if lines else ("", [])
-    text = Text(f"{head}\n", style="bold red")
-    for line in rest[-40:]:
-        style = "bold" if line and not line.startswith(" ") else ""
-        text.append(line + "\n", style=style)
-    text.rstrip()
-    return text
+    text = Text()
+    for i, line in enumerate(rest[-60:]):
+        last = i == len(rest[-60:]) - 1
+        style = "bold red" if last else ("bold" if line and not line.startswith(" ") else "")
+        text.append(line + ("" if last else "\n"), style=style)
+    return head, text

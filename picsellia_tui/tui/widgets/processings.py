@@ -111,10 +111,13 @@ class ProcessingsPane(EngineAccess, Vertical):
                     truncate(p.description, 48),
                     key=p.name,
                 )
-        if keep is None or not table.select_key(keep):
+        on_group = keep is None or keep.startswith(GROUP_PREFIX)
+        if on_group or not table.select_key(keep):
             first = next((p for tt in TARGET_TITLES for p in shown if p.target_type == tt), None)
             if first is not None:
                 table.select_key(first.name)
+            elif keep is not None:
+                table.select_key(keep)
         self._show_detail()
 
     # -- selection and detail ------------------------------------------------------------

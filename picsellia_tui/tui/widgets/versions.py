@@ -73,7 +73,7 @@ class VersionsPane(EngineAccess, Vertical):
                         cells,
                         strict=True,
                     ):
-                        table.update_cell(v.ref, col, value)
+                        table.update_cell(v.ref, col, value, update_width=True)
                     self.details.pop(v.id, None)
             else:
                 table.add_row(*cells, key=v.ref)
