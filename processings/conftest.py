@@ -1,7 +1,7 @@
 """Fixtures of the bundled processings' host tests (no Docker, the same contract).
 
-The helpers live in ``_lib/harness.py`` (tests ``from harness import ...``); this file
-puts ``_lib`` on sys.path and builds the demo models once per session.
+The helpers live in ``_lib/processing_harness.py`` (tests import them from there);
+this file puts ``_lib`` on sys.path and builds the demo models once per session.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ try:
 except ModuleNotFoundError:  # not installed: use the checkout
     sys.path.insert(0, str(PROCESSINGS.parent))
 
-from harness import RunOutcome, make_run_folder, run_main  # noqa: E402
+from processing_harness import RunOutcome, make_run_folder, run_main  # noqa: E402
 
 from picsellia_tui.demo.models import DemoModel, build_demo_models  # noqa: E402
 

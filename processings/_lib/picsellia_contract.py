@@ -533,7 +533,8 @@ def predicted_classes(outputs: list[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
 
     for out in outputs:
         if out.ndim == 2 and np.issubdtype(out.dtype, np.floating):
-            return out.argmax(axis=1).astype(np.int64)
+            classes: npt.NDArray[np.int64] = np.argmax(out, axis=1).astype(np.int64)
+            return classes
     for out in outputs:
         if out.ndim == 1 and np.issubdtype(out.dtype, np.integer):
             return out.astype(np.int64)

@@ -2,7 +2,7 @@
 
 Not part of any image (the Dockerfiles copy only picsellia_contract.py and
 conversions.py). processings/conftest.py puts this folder on sys.path, so tests
-``from harness import ...``.
+``from processing_harness import ...``.
 
 A run folder holds context.json, inputs/ and outputs/; `run_main` starts the
 processing's ``python main.py`` in its folder with this interpreter and

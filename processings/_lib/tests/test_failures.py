@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import PROCESSINGS
+from processing_harness import PROCESSINGS
 
 PUBLIC = sorted(
     p.name

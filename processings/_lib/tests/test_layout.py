@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from harness import PROCESSINGS
+from processing_harness import PROCESSINGS
 
 from picsellia_tui.storage.domain import ProcessingDefinition
 

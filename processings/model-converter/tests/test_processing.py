@@ -7,7 +7,7 @@ import hmac
 import json
 
 import pytest
-from harness import direct_accuracy, openvino_accuracy
+from processing_harness import direct_accuracy, openvino_accuracy
 
 PROCESSING = "model-converter"
 EXPECTED_FILES = {

@@ -9,9 +9,9 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 import pytest
-from harness import RunOutcome, direct_accuracy
 from onnxconverter_common import float16
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from processing_harness import RunOutcome, direct_accuracy
 
 from picsellia_tui.demo.models import DemoModel
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from harness import RunOutcome, direct_accuracy
 from onnx import helper, numpy_helper
+from processing_harness import RunOutcome, direct_accuracy
 
 from picsellia_tui.demo.models import DemoModel
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from harness import RunOutcome, direct_accuracy, load_main
+from processing_harness import RunOutcome, direct_accuracy, load_main
 
 from picsellia_tui.demo.models import DemoModel
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from harness import RunOutcome, direct_accuracy, load_main
 from onnx import numpy_helper
+from processing_harness import RunOutcome, direct_accuracy, load_main
 
 from picsellia_tui.demo.models import DemoModel
 

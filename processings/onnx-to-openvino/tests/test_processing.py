@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from harness import RunOutcome, openvino_accuracy
+from processing_harness import RunOutcome, openvino_accuracy
 
 from picsellia_tui.demo.models import DemoModel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 import pytest
-from harness import RunOutcome, direct_accuracy
+from processing_harness import RunOutcome, direct_accuracy
 
 from picsellia_tui.demo.models import DemoModel
 
