@@ -226,19 +226,29 @@ anyio.run(main)
 
 
 async def test_resume_since_is_inclusive(executor: DockerExecutor, make_spec: SpecFactory) -> None:
-    ref = await executor.start(make_spec({"lines": 8, "sleep_s": 0.02, "stderr": True}))
+    ref = await executor.start(make_spec({"lines": 8, "sleep_s": 0.02}))
     everything = await collect(executor, ref)
     assert await executor.wait(ref) == 0
     k = next(i for i, ln in enumerate(everything) if ln.text == "line 4")
-    ts_k = everything[k].ts_ns
+    resumed = await collect(executor, ref, since_ns=everything[k].ts_ns)
+    assert resumed == everything[k:]  # line k itself, then the rest
+    assert await collect(executor, ref, since_ns=everything[-1].ts_ns) == everything[-1:]
+
+
+async def test_resume_with_both_streams(executor: DockerExecutor, make_spec: SpecFactory) -> None:
+    # Docker stamps stdout and stderr in separate goroutines, so across streams the
+    # log is not strictly in timestamp order: `since` returns exactly the lines with
+    # ts >= since_ns, in log order (which may include a line of the other stream
+    # logged just before line k).
+    ref = await executor.start(make_spec({"lines": 8, "sleep_s": 0.02, "stderr": True}))
+    everything = await collect(executor, ref)
+    assert await executor.wait(ref) == 0
+    assert sorted(texts(everything)) == sorted(
+        ["hello"] + [f"line {i}" for i in range(8)] + [f"warn {i}" for i in range(8)]
+    )
+    ts_k = next(ln.ts_ns for ln in everything if ln.text == "line 4")
     resumed = await collect(executor, ref, since_ns=ts_k)
-    assert resumed[0] == everything[k]
     assert resumed == [ln for ln in everything if ln.ts_ns >= ts_k]
-    # Resuming exactly after the last line gives nothing new but the last line itself.
-    last = everything[-1]
-    assert await collect(executor, ref, since_ns=last.ts_ns) == [
-        ln for ln in everything if ln.ts_ns >= last.ts_ns
-    ]
 
 
 async def test_resume_while_running(executor: DockerExecutor, make_spec: SpecFactory) -> None:

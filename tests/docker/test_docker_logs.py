@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from picsellia_tui.engine.executors.base import HostUnreachable, LogLine
 from picsellia_tui.engine.executors.docker_logs import (
+    RESUME_WINDOW_NS,
     ChunkedDecoder,
     FrameDecoder,
     LineAssembler,
@@ -276,7 +277,8 @@ def test_stream_that_hangs_after_exit_is_cut_and_caught_up() -> None:
     assert [ln.text for ln in got] == ["a", "b", "tail-without-newline"]
     assert api.requests[0]["follow"] == 1
     assert api.requests[1]["follow"] == 0
-    assert api.requests[1]["since"] == format_since(T0 + 1)  # resumes at the last ts seen
+    # resumes a window before the newest frame seen, skipping what was delivered
+    assert api.requests[1]["since"] == format_since(T0 + 1 - RESUME_WINDOW_NS)
 
 
 def test_broken_stream_while_running_reconnects_without_duplicates() -> None:
@@ -293,8 +295,27 @@ def test_broken_stream_while_running_reconnects_without_duplicates() -> None:
         ("stdout", "x" * 10 + "y"),
         ("stderr", "c"),
     ]
-    assert api.requests[1]["since"] == format_since(T0 + 1)
+    assert api.requests[1]["since"] == format_since(T0 + 1 - RESUME_WINDOW_NS)
     assert [r["follow"] for r in api.requests] == [1, 1, 0]
+
+
+def test_resume_with_streams_out_of_timestamp_order() -> None:
+    # Docker stamps stdout and stderr separately: the file is not in ts order.
+    a = frame(1, T0 + 10, b"a\n")
+    late = frame(2, T0 + 5, b"late\n")
+    final_err = frame(2, T0 + 7, b"final\n")
+    final_out = frame(1, T0 + 6, b"final-out\n")
+    api = FakeAPI([([a, late], False), ([a, late, final_err, final_out], False)], running_until=0)
+    got = run_reader(api)
+    assert [ln.text for ln in got] == ["a", "late", "final", "final-out"]
+
+
+def test_resume_inside_a_long_line_of_identical_pieces() -> None:
+    piece = b"x" * 16
+    p1, p2, end = frame(1, T0, piece), frame(1, T0, piece), frame(1, T0, b"!\n")
+    api = FakeAPI([([p1], False), ([p1, p2, end], False), ([], False)], running_until=2)
+    got = run_reader(api)
+    assert [ln.text for ln in got] == ["x" * 32 + "!"]
 
 
 def test_since_is_sent_exactly() -> None:

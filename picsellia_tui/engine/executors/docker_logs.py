@@ -26,6 +26,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
@@ -53,6 +54,7 @@ __all__ = [
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024  # a "line" longer than this is cut into pieces
 _READ_SIZE = 64 * 1024
 _MAX_PENDING_LINES = 200_000  # reader waits when the consumer is this far behind
+RESUME_WINDOW_NS = 5_000_000_000  # > any skew between stdout and stderr stamps
 
 
 class ContainerMissing(ExecutorError):
@@ -356,10 +358,12 @@ class LogReader:
         self._closed = False
         self._stop = threading.Event()
         self._watch_error: BaseException | None = None
-        self._last_ts: int | None = None
-        self._seen_at_last = 0
-        self._skip_ts: int | None = None
-        self._skip_left = 0
+        # Frames delivered recently, to resume a stream without losing or doubling
+        # any: key (ts, stream, hash(payload)) -> how many times delivered.
+        self._max_ts: int | None = None
+        self._seen: dict[tuple[int, int, int], int] = {}
+        self._seen_order: deque[tuple[int, int, int]] = deque()
+        self._replay: dict[tuple[int, int, int], int] | None = None  # counts in a resumed stream
         self._last_data = time.monotonic()
 
     # -- control, from any thread
@@ -433,18 +437,23 @@ class LogReader:
             data = payload
         else:
             data = payload[sp + 1 :]
-        if self._skip_ts is not None:
-            if ts < self._skip_ts:
-                return
-            if ts == self._skip_ts and self._skip_left > 0:
-                self._skip_left -= 1
-                return
-            self._skip_ts = None
-        if self._last_ts is None or ts > self._last_ts:
-            self._last_ts = ts
-            self._seen_at_last = 1
-        elif ts == self._last_ts:
-            self._seen_at_last += 1
+        key = (ts, stream_id, hash(data))
+        seen = self._seen
+        if self._replay is not None:
+            n = self._replay.get(key, 0) + 1
+            self._replay[key] = n
+            if n <= seen.get(key, 0):
+                return  # delivered before the stream was reopened
+        count = seen.get(key, 0)
+        seen[key] = count + 1
+        if not count:
+            self._seen_order.append(key)
+        if self._max_ts is None or ts > self._max_ts:
+            self._max_ts = ts
+            horizon = ts - RESUME_WINDOW_NS
+            order = self._seen_order
+            while order and order[0][0] < horizon:
+                seen.pop(order.popleft(), None)
         self._assembler.feed(_STREAMS.get(stream_id, "stdout"), ts, data, out)
 
     def _read_stream(self, res: Any, emit: Callable[[list[LogLine]], None]) -> None:
@@ -468,12 +477,16 @@ class LogReader:
                 res.close()
 
     def _resume_from_last(self) -> int | None:
-        """`since` for a new request, set to skip frames already seen."""
-        if self._last_ts is None:
+        """`since` for a new request; frames already delivered will be skipped.
+
+        Docker stamps stdout and stderr in two goroutines, so the log file is not
+        strictly in timestamp order across streams: resume a window earlier than
+        the newest frame and skip by identity, rather than trusting `since` alone.
+        """
+        self._replay = {}
+        if self._max_ts is None:
             return self._since
-        self._skip_ts = self._last_ts
-        self._skip_left = self._seen_at_last
-        return self._last_ts
+        return max(self._since or 0, self._max_ts - RESUME_WINDOW_NS) or None
 
     def _watch(self) -> None:
         failures = 0
