@@ -331,7 +331,7 @@ def test_resume_with_all_lines_and_explicit_resume(tmp_path: Path) -> None:
     with LogWriter(path) as w:
         w.append(full[:4])
         # Stream broke; the writer stays open and the engine re-follows.
-        assert w.resume() == 3
+        assert w.resume() == 0  # a window before the last stored line (clamped at 0)
         assert w.append(full) == 1  # everything replayed from the start
         # Live lines with an equal timestamp after resuming are kept.
         assert w.append([L(3, "f"), L(3, "g")]) == 2
@@ -445,3 +445,30 @@ def test_text_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert got == [f"row {i}" for i in range(3, 20)] + odd
     assert [t for _, c, _ in r.text_chunks(5, 7) for t in c] == [b"row 5", b"row 6"]
     assert list(r.text_chunks(30)) == []
+
+
+def test_resume_across_out_of_order_streams_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """Docker stamps stdout and stderr in separate threads: its log order is not
+    timestamp order across streams. A line of the other stream stamped before the
+    last stored one must still be stored once after a resume, and none twice."""
+    from picsellia_tui.engine.executors.base import LogLine
+
+    s = 1_700_000_000_000_000_000
+    docker_order = [
+        LogLine(s + 10, "stdout", "a"),
+        LogLine(s + 30, "stdout", "c"),
+        LogLine(s + 20, "stderr", "b"),  # arrived after c, stamped before it
+        LogLine(s + 40, "stdout", "d"),
+        LogLine(s + 40, "stdout", "d"),  # two equal lines are both real
+        LogLine(s + 50, "stderr", "e"),
+    ]
+    path = tmp_path / "r.log"
+    with LogWriter(path) as w:
+        w.append(docker_order[:2])  # the engine died before storing "b"
+    with LogWriter(path) as w:
+        since = w.resume()
+        assert since is not None and since <= s + 10
+        replay = [line for line in docker_order if line.ts_ns >= since]
+        w.append(replay[:3])
+        w.append(replay[3:])
+    assert texts(LogReader(path)) == ["a", "c", "b", "d", "d", "e"]

@@ -42,6 +42,7 @@ import re
 import sys
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +58,9 @@ _BIG_ENDIAN = sys.byteorder == "big"
 # When the writer reopens a log it looks back this far (ts) for lines sharing the
 # greatest timestamp: stdout and stderr may be interleaved slightly out of order.
 _REOPEN_WINDOW_NS = 2_000_000_000
+# Replay window on resume: wider than Docker's stdout/stderr timestamp disorder.
+RESUME_WINDOW_NS = 5_000_000_000
+RESUME_MAX_LINES = 200_000
 _REOPEN_MAX_LINES = 10_000
 
 
@@ -291,8 +295,8 @@ class LogWriter:
         self._size = 0
         self._last_ts: int | None = None
         self._same_ts = 0  # stored lines stamped exactly _last_ts
-        self._resume_ts: int | None = None
-        self._skip = 0
+        self._resume_floor = 0
+        self._resume_seen: Counter[tuple[int, str, str]] | None = None
         self._recover()
         self.resume()
 
@@ -368,11 +372,43 @@ class LogWriter:
         return self._count
 
     def resume(self) -> int | None:
-        """Arm replay de-duplication; returns the ``since_ns`` to ask the executor for."""
-        if self._last_ts is not None:
-            self._resume_ts = self._last_ts
-            self._skip = self._same_ts
-        return self._last_ts
+        """Arm replay de-duplication; returns the ``since_ns`` to ask the executor for.
+
+        Docker stamps stdout and stderr in separate threads, so across the two
+        streams a log is not in timestamp order: resuming exactly at the last stored
+        timestamp could lose a line of the other stream, or store one twice. So the
+        replay starts a window earlier, and each replayed line that is already
+        stored (same timestamp, stream and text) is skipped once.
+        """
+        if self._last_ts is None:
+            return None
+        floor = max(0, self._last_ts - RESUME_WINDOW_NS)
+        seen: Counter[tuple[int, str, str]] = Counter()
+        n = 0
+        end, chunk, carry = self._size, 1 << 20, b""
+        done = False
+        while end > 0 and not done:
+            start = max(0, end - chunk)
+            data = _read_all(self._fd, start, end) + carry
+            lines = data.split(b"\n")
+            carry = lines.pop(0) if start > 0 else b""
+            for raw in reversed(lines):
+                if not raw:
+                    continue
+                rec = decode_record(raw)
+                if rec.ts_ns < floor - RESUME_WINDOW_NS or n >= RESUME_MAX_LINES:
+                    done = True  # well past any out-of-order neighbour
+                    break
+                if rec.ts_ns >= floor:
+                    seen[(rec.ts_ns, rec.stream, rec.text)] += 1
+                    n += 1
+            end = start
+            chunk = min(chunk * 2, 64 << 20)
+        if n >= RESUME_MAX_LINES and seen:
+            floor = min(ts for ts, _, _ in seen)  # a narrower window, still exact
+        self._resume_floor = floor
+        self._resume_seen = seen
+        return floor
 
     def append(self, lines: Iterable[_LineLike]) -> int:
         """Store `lines` (after resume de-duplication); returns how many were stored."""
@@ -384,14 +420,22 @@ class LogWriter:
         last, same = self._last_ts, self._same_ts
         for line in lines:
             ts = line.ts_ns
-            if self._resume_ts is not None:
-                if ts < self._resume_ts:
+            seen = self._resume_seen
+            if seen is not None:
+                if ts < self._resume_floor:
                     continue
-                if ts == self._resume_ts and self._skip > 0:
-                    self._skip -= 1
+                key = (ts, line.stream, line.text)
+                count = seen.get(key, 0)
+                if count:
+                    if count == 1:
+                        del seen[key]
+                    else:
+                        seen[key] = count - 1
+                    if not seen:
+                        self._resume_seen = None
                     continue
-                self._resume_ts = None
-                self._skip = 0
+                if last is not None and ts > last + RESUME_WINDOW_NS:
+                    self._resume_seen = None  # well past the replay: plain appends again
             text = line.text
             body = None
             if "\\" not in text and "\n" not in text:
