@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -26,7 +27,7 @@ from typing import Any, Self, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from picsellia_tui.engine import catalog, queries
 from picsellia_tui.engine.config import Settings
@@ -60,7 +61,7 @@ from picsellia_tui.engine.views import EngineStats, JobView, ProcessingView, Run
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage import repo
 from picsellia_tui.storage.domain import OutputMode, RunStatus, parse_memory
-from picsellia_tui.storage.logfile import LogWriter, error_tail
+from picsellia_tui.storage.logfile import LogWriter, error_tail, index_path
 from picsellia_tui.storage.models import Job, Model, ModelVersion, Run, VersionFile
 from picsellia_tui.storage.params import (
     ParameterError,
@@ -292,9 +293,19 @@ class Engine:
         self.events.publish(VersionCreated(view.id, view.model, view.name))
         return view
 
-    async def create_processing(self, folder: Path) -> ProcessingView:
+    async def create_processing(
+        self, folder: Path | None = None, *, definition: dict[str, Any] | None = None
+    ) -> ProcessingView:
+        """A private processing from a folder (processing.toml + Dockerfile), or from
+        a definition naming an existing image (no folder: nothing to build)."""
+
         def go() -> ProcessingView:
-            row = catalog.create_private(self.ws, folder=folder)
+            defn = None
+            if definition is not None:
+                from picsellia_tui.engine.definitions import validate_definition
+
+                defn = validate_definition(definition, "processing from an image")
+            row = catalog.create_private(self.ws, folder=folder, defn=defn)
             with self.ws.db.read() as s:
                 return queries.processing_view(row, queries.Names(s))
 
@@ -602,12 +613,38 @@ class Engine:
                     scope.cancel()
 
     async def _reconcile_loop(self) -> None:
+        last_prune = 0.0
         while True:
             try:
                 await self.reconcile()
+                if time.monotonic() - last_prune > 3600:
+                    last_prune = time.monotonic()
+                    await self._db(self.prune_logs)
             except Exception:
                 log.exception("reconciliation failed")
             await anyio.sleep(self.settings.reconcile_seconds)
+
+    def prune_logs(self) -> int:
+        """Delete the log files of runs that ended more than log_retention_days ago
+        (the run rows and their error summaries stay). Returns how many went."""
+        days = self.settings.log_retention_days
+        if days <= 0:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        with self.ws.db.read() as s:
+            paths = s.exec(
+                select(Run.log_path).where(
+                    col(Run.ended_at).is_not(None), col(Run.ended_at) < cutoff
+                )
+            ).all()
+        removed = 0
+        for p in paths:
+            log_file = Path(p)
+            if log_file.exists():
+                log_file.unlink()
+                removed += 1
+            index_path(log_file).unlink(missing_ok=True)
+        return removed
 
     async def reconcile(self) -> list[int]:
         """Adopt running runs nobody supervises (engine killed, app closed)."""

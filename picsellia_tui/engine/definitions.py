@@ -6,6 +6,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -41,6 +42,11 @@ def parse_definition(text: str, file: str) -> ProcessingDefinition:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError(file, "", f"not valid TOML ({exc})") from None
+    return validate_definition(data, file)
+
+
+def validate_definition(data: dict[str, Any], file: str) -> ProcessingDefinition:
+    """The definition, or a DefinitionError naming the file, the key and why."""
     try:
         return ProcessingDefinition.model_validate(data)
     except ValidationError as exc:

@@ -198,19 +198,48 @@ def processings_create(
     from_template: Annotated[
         str | None,
         typer.Option(
-            "--from-template",
-            metavar="NAME",
-            help="Scaffold a new folder NAME from the template first.",
+            "--from-template", metavar="NAME", help="Scaffold a new folder NAME from the template."
         ),
     ] = None,
     dest: Annotated[Path, typer.Option("--dest", help="Where --from-template writes.")] = Path("."),
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="Register an existing image instead of a folder."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="With --image: its name.")] = None,
+    task: Annotated[str, typer.Option("--task", help="With --image.")] = "MODEL_CONVERSION",
+    command: Annotated[
+        str, typer.Option("--command", help="With --image: the command to run.")
+    ] = "python main.py",
+    framework: Annotated[
+        list[str] | None, typer.Option("--framework", help="With --image: accepted (repeat).")
+    ] = None,
+    output_mode: Annotated[str, typer.Option("--output-mode")] = "new_model_version",
+    description: Annotated[str, typer.Option("--description")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create (or update) a private processing from a folder, or scaffold one."""
+    """Create (or update) a private processing: from a folder, from the template, or
+    from an existing image."""
+    import shlex
+
     from picsellia_tui.engine import catalog
     from picsellia_tui.tui.output import emit_json
 
     async def go(e: Engine) -> Any:
+        if image is not None:
+            if not name:
+                fail("--image needs --name")
+            return await e.create_processing(
+                definition={
+                    "name": name,
+                    "image": image,
+                    "task": task,
+                    "command": shlex.split(command),
+                    "output_mode": output_mode,
+                    "description": description,
+                    "constraints": {"frameworks": list(framework or [])},
+                }
+            )
         target = folder
         if from_template:
             target = catalog.scaffold(e.ws, from_template, dest)
@@ -220,7 +249,7 @@ def processings_create(
                 file=sys.stderr,
             )
         if target is None:
-            fail("give a FOLDER or --from-template NAME")
+            fail("give a FOLDER, --from-template NAME or --image IMAGE --name NAME")
         return await e.create_processing(target)
 
     p = with_engine(go)

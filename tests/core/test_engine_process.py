@@ -187,3 +187,26 @@ async def test_concurrency_limit_queues_runs(tmp_path: Path) -> None:
         assert ra.status == rb.status == "succeeded"
         assert ra.ended_at is not None and rb.started_at is not None
         assert rb.started_at >= ra.ended_at
+
+
+async def test_log_retention_prunes_old_logs_only(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from picsellia_tui.storage.models import Run
+
+    s = make_settings(tmp_path, log_retention_days=7)
+    async with Engine(s, supervise=True) as e:
+        await _seed(e, tmp_path)
+        old = await e.launch("test-copy", "m/v1")
+        new = await e.launch("test-copy", "m/v1")
+        r_old = await e.wait_run(old.runs[0].id)
+        r_new = await e.wait_run(new.runs[0].id)
+        with e.ws.db.write() as sess:
+            row = sess.get(Run, r_old.id)
+            assert row is not None
+            row.ended_at = datetime.now(UTC) - timedelta(days=8)
+            sess.add(row)
+        assert e.prune_logs() == 1
+        assert not Path(r_old.log_path).exists()
+        assert Path(r_new.log_path).exists()
+        assert (await e.run(r_old.id)).status == "succeeded"  # the history stays
