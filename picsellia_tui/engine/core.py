@@ -98,6 +98,7 @@ class Engine:
         self._stack: AsyncExitStack | None = None
         self._tg: TaskGroup | None = None
         self._wake = anyio.Event()
+        self._external_change = False
         self._supervised: dict[int, anyio.CancelScope] = {}
         self._limiter = anyio.CapacityLimiter(8)
         self.ws: Workspace
@@ -123,13 +124,14 @@ class Engine:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._tg is not None and self._stack is not None
+        supervised = list(self._supervised)  # cancelling empties it
         self._tg.cancel_scope.cancel()
         # The caller's own exception propagates as it is (not wrapped in a group).
         await self._stack.__aexit__(None, None, None)
         # Leases are released so another engine takes over at once, not after a timeout.
-        if self._supervised:
-            ids = list(self._supervised)
-            await self._db(lambda: self._release(ids))
+        if supervised:
+            with anyio.CancelScope(shield=True):
+                await self._db(lambda: self._release(supervised))
         for ex in self._executors.values():
             with anyio.CancelScope(shield=True):
                 await ex.aclose()
@@ -550,6 +552,7 @@ class Engine:
                 if now != last:
                     last = now
                     self.events.publish(ExternalChange())
+                    self._external_change = True
                     self._wake.set()
         finally:
             conn.close()
@@ -560,6 +563,11 @@ class Engine:
                 await self._wake.wait()
             self._wake = anyio.Event()
             try:
+                if self._external_change:
+                    # Another process wrote: it may have left a run we should adopt
+                    # (a CLI `launch` that returned once its container started).
+                    self._external_change = False
+                    await self.reconcile()
                 await self._claim_pending()
             except Exception:
                 log.exception("scheduler pass failed")

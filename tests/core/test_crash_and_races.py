@@ -155,3 +155,27 @@ async def test_run_whose_process_vanished_is_failed_with_reason(tmp_path: Path) 
             run = await e.wait_run(info["run"])
         assert run.status == "failed"
         assert run.error_summary and "vanished" in run.error_summary
+
+
+async def test_cli_launch_returns_and_a_running_engine_adopts_the_run(tmp_path: Path) -> None:
+    """`launch` without --wait returns once the run started; the engine of a running
+    app/serve takes it over at once (the CLI releases its lease on exit)."""
+    s = make_settings(tmp_path, lease_timeout_seconds=120, reconcile_seconds=120)
+    async with Engine(s, supervise=True) as e:
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        env = {
+            **os.environ,
+            "PICSELLIA_TUI_DATA_DIR": str(s.data_dir),
+            "PICSELLIA_TUI_EXECUTOR": "process",
+            "PICSELLIA_TUI_PROCESSINGS_DIR": str(s.processings_dir),
+        }
+        exe = str(Path(sys.executable).with_name("picsellia-tui"))
+        out = await anyio.run_process(
+            [exe, "launch", "test-copy", "m/v1", "-p", "sleep=2", "--json"], env=env
+        )
+        job = json.loads(out.stdout)
+        with anyio.fail_after(30):  # far below the 120 s lease timeout
+            run = await e.wait_run(job["runs"][0]["id"])
+        assert run.status == "succeeded"
+        texts = [r.text for r in LogReader(Path(run.log_path)).records(0, 100)]
+        assert texts[-1] == "done"
