@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from picsellia_tui.engine.errors import DefinitionError
 from picsellia_tui.storage.domain import ProcessingDefinition
 
 DEFINITION_FILE = "processing.toml"
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
 def _loc(loc: tuple[int | str, ...], data: object) -> str:
@@ -25,9 +27,13 @@ def _loc(loc: tuple[int | str, ...], data: object) -> str:
             name = None
             if isinstance(node, list) and 0 <= part < len(node) and isinstance(node[part], dict):
                 name = node[part].get("name")
-            out += f"[{name}]" if isinstance(name, str) else f"[{part}]"
+            out += (
+                f"[{name}]" if isinstance(name, str) and _PLAIN_KEY.fullmatch(name) else f"[{part}]"
+            )
         else:
-            out += f".{part}" if out else part
+            # A hostile key (control characters, a screenful) is quoted, never echoed raw.
+            shown = part if _PLAIN_KEY.fullmatch(part) else repr(part[:40])
+            out += f".{shown}" if out else shown
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):

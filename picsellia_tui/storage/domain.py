@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -77,6 +78,23 @@ ParamType = Literal["str", "int", "float", "bool", "choice"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Version names end up in file names, container names and tables: keep them tame.
 VERSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Text shown in a terminal must not carry control sequences (title changes, screen
+# clears, hyperlinks, bells): C0 controls but tab and newline, DEL and C1 are refused.
+_CONTROL_RX = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters: a hostile value never floods a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_text(value: str, what: str, *, newlines: bool = True) -> str:
+    """`value` if it holds no terminal control character; else ValueError naming `what`."""
+    bad = _CONTROL_RX.search(value) or (None if newlines else re.search("[\n\t]", value))
+    if bad:
+        raise ValueError(f"{what} holds a control character ({bad.group()!r}); remove it")
+    return value
 
 
 class ParamSpec(BaseModel):
@@ -104,6 +122,9 @@ class ParamSpec(BaseModel):
             raise ValueError(f"parameter {self.name!r}: min {self.min} is above max {self.max}")
         if self.secret and self.type != "str":
             raise ValueError(f"parameter {self.name!r}: only 'str' parameters can be secret")
+        check_text(self.help, f"parameter {self.name!r}: help")
+        for choice in self.choices or []:
+            check_text(choice, f"parameter {self.name!r}: choice {choice[:40]!r}", newlines=False)
         if self.default is not None:
             from picsellia_tui.storage.params import coerce_value
 
@@ -138,7 +159,7 @@ def parse_memory(value: str) -> int:
     """'512m' -> bytes. Raises ValueError with the offending text."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
     if not m:
-        raise ValueError(f"memory {value!r} is not a size like '512m' or '2g'")
+        raise ValueError(f"memory {shorten(value)} is not a size like '512m' or '2g'")
     mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2)]
     return int(float(m.group(1)) * mult)
 
@@ -148,6 +169,16 @@ class BuildSpec(BaseModel):
 
     context: str = "."  # relative to the processing folder
     dockerfile: str = "Dockerfile"  # relative to the processing folder
+
+    @field_validator("context", "dockerfile")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        # Relative to the processing's folder. Bundled processings share a base layer
+        # one level up (".."); a private processing's context must stay inside its
+        # folder, which the engine checks when it builds.
+        if not v or PurePosixPath(v).is_absolute() or v.startswith("~") or "\\" in v:
+            raise ValueError(f"{shorten(v)} must be a path relative to the processing folder")
+        return check_text(v, "build path", newlines=False)
 
 
 class ProcessingDefinition(BaseModel):
@@ -177,11 +208,29 @@ class ProcessingDefinition(BaseModel):
             )
         return v
 
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return check_text(v, "version", newlines=False)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        return check_text(v, "description")
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str]) -> list[str]:
+        for arg in v:
+            if "\x00" in arg:
+                raise ValueError(f"command argument {arg[:40]!r} holds a NUL byte")
+        return v
+
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*", v):
-            raise ValueError(f"{v!r} is not a Docker image reference")
+            raise ValueError(f"{shorten(v)} is not a Docker image reference")
         return v
 
     @field_validator("parameters")
