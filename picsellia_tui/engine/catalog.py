@@ -120,6 +120,7 @@ def create_private(
     if folder is not None:
         folder = folder.resolve()
         defn = load_definition(folder)
+        build_paths(folder, defn, private=True)
     assert defn is not None
     digest = definition_hash(defn)
     with ws.db.write() as s:
@@ -148,6 +149,27 @@ def create_private(
         s.add(row)
         s.flush()
         return row
+
+
+def build_paths(folder: Path, defn: ProcessingDefinition, *, private: bool) -> tuple[Path, Path]:
+    """(build context, Dockerfile) of a processing folder, resolved and checked.
+
+    The context is uploaded to the Docker host, maybe a remote one: a private
+    processing's must stay inside its folder (not `../..`, a home directory).
+    Bundled processings share a base layer one level up.
+    """
+    folder = folder.resolve()
+    ctx = (folder / defn.build.context).resolve()
+    dockerfile = (folder / defn.build.dockerfile).resolve()
+    if private and not ctx.is_relative_to(folder):
+        raise InvalidInput(
+            f"build context {defn.build.context!r} is outside the processing folder {folder}; "
+            "it would be uploaded to the Docker host",
+            "build.context",
+        )
+    if not dockerfile.is_relative_to(ctx):
+        raise InvalidInput(f"{dockerfile} is outside the build context {ctx}", "build.dockerfile")
+    return ctx, dockerfile
 
 
 def scaffold(ws: Workspace, name: str, dest: Path) -> Path:

@@ -327,10 +327,7 @@ class Engine:
             raise EngineError(f"{name} was created from an image: there is no folder to build")
         folder = Path(proc.source_dir)
         defn = load_definition(folder)
-        ctx = (folder / defn.build.context).resolve()
-        dockerfile = (folder / defn.build.dockerfile).resolve()
-        if not dockerfile.is_relative_to(ctx):
-            raise EngineError(f"{dockerfile} is outside the build context {ctx}")
+        ctx, dockerfile = catalog.build_paths(folder, defn, private=proc.visibility == "private")
         hcfg = self.settings.host(host)
 
         def go() -> str:
