@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -12,13 +13,15 @@ if TYPE_CHECKING:
 MASK = "••••••"
 _TRUE = {"true", "1", "yes", "on", "y"}
 _FALSE = {"false", "0", "no", "off", "n"}
+# C0 controls but tab and newline, DEL, C1, lone surrogates.
+_UNSAFE_RX = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class ParameterError(ValueError):
     """A parameter value that does not fit its spec; `field` names the parameter."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"parameter {field!r}: {reason}")
+        super().__init__(f"parameter {_show(field)}: {reason}")
         self.field = field
         self.reason = reason
 
@@ -34,7 +37,7 @@ def coerce_value(spec: ParamSpec, value: Any) -> Any:
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
-        raise ParameterError(name, f"{value!r} is not a boolean (true/false)")
+        raise ParameterError(name, f"{_show(value)} is not a boolean (true/false)")
     if spec.type in ("int", "float"):
         num: int | float
         try:
@@ -51,28 +54,49 @@ def coerce_value(spec: ParamSpec, value: Any) -> Any:
                 num = float(str(value).strip()) if isinstance(value, str) else float(value)
                 if not math.isfinite(num):
                     raise ValueError
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             kind = "an integer" if spec.type == "int" else "a finite number"
-            raise ParameterError(name, f"{value!r} is not {kind}") from None
+            raise ParameterError(name, f"{_show(value)} is not {kind}") from None
         if spec.min is not None and num < spec.min:
-            raise ParameterError(name, f"{num} is below the minimum {_fmt(spec.min)}")
+            raise ParameterError(name, f"{_show(num)} is below the minimum {_fmt(spec.min)}")
         if spec.max is not None and num > spec.max:
-            raise ParameterError(name, f"{num} is above the maximum {_fmt(spec.max)}")
+            raise ParameterError(name, f"{_show(num)} is above the maximum {_fmt(spec.max)}")
         return num
     if not isinstance(value, str):
         if spec.type == "choice" and isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         else:
-            raise ParameterError(name, f"{value!r} is not a string")
+            raise ParameterError(name, f"{_show(value)} is not a string")
     if "\x00" in value:
         raise ParameterError(name, "contains a NUL byte")
     if len(value) > 4096:
         raise ParameterError(name, "is longer than 4096 characters")
+    bad = _UNSAFE_RX.search(value)
+    if bad:
+        # Shown in tables and the TUI (a title change, a screen clear...), passed as
+        # environment variables (a lone surrogate cannot be encoded): refused.
+        what = (
+            "an invalid character" if "\ud800" <= bad.group() <= "\udfff" else "a control character"
+        )
+        raise ParameterError(name, f"contains {what} ({bad.group()!r})")
     if spec.type == "choice":
         assert spec.choices is not None
         if value not in spec.choices:
-            raise ParameterError(name, f"{value!r} is not one of {', '.join(spec.choices)}")
+            raise ParameterError(
+                name, f"{_show(value)} is not one of {_show_choices(spec.choices)}"
+            )
     return value
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """repr(value), cut short: a hostile value never floods the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _show_choices(choices: list[str]) -> str:
+    text = ", ".join(choices)
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def _fmt(x: float) -> str:
