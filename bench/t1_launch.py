@@ -1,0 +1,129 @@
+"""Target 1, launch overhead (Docker).
+
+a) Engine already running (in this process, warmed up by one run): `launch()` to
+   the run's first log line stored, against `docker run --rm` of the same image
+   printing the same line (time to its first stdout line). Goal: within 1.3x.
+b) `picsellia-tui launch bench-lines bench/v1 -p lines=1 --wait` end to end (a
+   new process: imports, engine start, run, outputs, exit) against `docker run
+   --rm` of the same image to its exit. Goal: within 2x.
+
+Medians of N alternating repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+
+import anyio
+
+from bench.common import (
+    PROCESSING,
+    PYTHON,
+    Row,
+    bench_settings,
+    build_image,
+    docker_run_cmd,
+    emit,
+    median,
+    secs,
+    seed,
+    tempdir,
+    time_first_line,
+    write_config,
+)
+
+
+async def engine_first_lines(root: Path, reps: int) -> tuple[list[float], list[float]]:
+    """(launch -> first line stored, docker run -> first line) pairs, alternating."""
+    from picsellia_tui.engine.core import Engine
+    from picsellia_tui.engine.events import LogAppended
+
+    ours: list[float] = []
+    theirs: list[float] = []
+    settings = bench_settings(root, concurrency=4)
+    async with Engine(settings, supervise=True) as e:
+        ref = await seed(e, root)
+        for i in range(reps + 1):  # the first is a warm-up
+            stream = e.subscribe()
+            t0 = time.perf_counter()
+            job = await e.launch(PROCESSING, ref, {"lines": 1})
+            run_id = job.runs[0].id
+            with anyio.fail_after(60):
+                while True:
+                    ev = await stream.receive()
+                    if isinstance(ev, LogAppended) and ev.run_id == run_id and ev.lines >= 1:
+                        break
+            first = time.perf_counter() - t0
+            stream.close()
+            final = await e.wait_run(run_id)
+            assert final.status == "succeeded", final.error_summary
+            b, _ = await anyio.to_thread.run_sync(time_first_line, docker_run_cmd(1))
+            if i:
+                ours.append(first)
+                theirs.append(b)
+    return ours, theirs
+
+
+def cli_wait(root: Path, reps: int) -> tuple[list[float], list[float]]:
+    settings = bench_settings(root)
+    cfg = write_config(root, settings)
+    cli = [PYTHON, "-m", "picsellia_tui.tui.cli", "--config", str(cfg)]
+    ours: list[float] = []
+    theirs: list[float] = []
+    for i in range(reps + 1):
+        t0 = time.perf_counter()
+        p = subprocess.run(
+            [*cli, "launch", PROCESSING, "bench/v1", "-p", "lines=1", "--wait"],
+            capture_output=True,
+            text=True,
+        )
+        ours_t = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise RuntimeError(f"launch --wait exited {p.returncode}: {p.stderr.strip()}")
+        _, theirs_t = time_first_line(docker_run_cmd(1))
+        if i:
+            ours.append(ours_t)
+            theirs.append(theirs_t)
+    return ours, theirs
+
+
+def main(quick: bool) -> list[Row]:
+    build_image()
+    reps = 3 if quick else 7
+    with tempdir("t1") as root:
+        ours, theirs = anyio.run(engine_first_lines, root, reps)
+        a, b = median(ours), median(theirs)
+        rows = [
+            Row(
+                "1a launch -> first log line (engine running)",
+                f"docker run --rm: {secs(b)}",
+                secs(a),
+                a / b,
+                "<= 1.3x",
+                a / b <= 1.3,
+                f"medians of {reps}",
+            )
+        ]
+        ours, theirs = cli_wait(root, reps)
+        a, b = median(ours), median(theirs)
+        rows.append(
+            Row(
+                "1b `launch --wait` end to end",
+                f"docker run --rm: {secs(b)}",
+                secs(a),
+                a / b,
+                "<= 2x",
+                a / b <= 2.0,
+                f"medians of {reps}",
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    emit(main(ap.parse_args().quick))
