@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -81,16 +82,38 @@ def _kind(member: tarfile.TarInfo) -> str:
     return f"an unsupported entry (tar type {member.type!r})"
 
 
+def _q(name: str) -> str:
+    """A member name quoted for a message: escaped, and cut when very long."""
+    text = repr(name)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+# Names become file names, database rows and text in tables and the TUI.
+_BAD_NAME_RX = re.compile("[\x00-\x1f\x7f-\x9f]")
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
+
+
 def _relative_parts(name: str, strip_prefix: str | None) -> tuple[str, ...]:
     """Validate one member name; return its parts below `strip_prefix`."""
     if name.startswith("/"):
-        raise OutputRejected(f"output entry {name!r} has an absolute path; refused")
+        raise OutputRejected(f"output entry {_q(name)} has an absolute path; refused")
     parts = PurePosixPath(name).parts
     if any(p == ".." for p in parts):
-        raise OutputRejected(f"output entry {name!r} climbs out of the output folder; refused")
+        raise OutputRejected(f"output entry {_q(name)} climbs out of the output folder; refused")
+    if _BAD_NAME_RX.search(name):
+        raise OutputRejected(f"output entry {_q(name)} has control characters in its name; refused")
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:  # tarfile decodes undecodable bytes as lone surrogates
+        raise OutputRejected(
+            f"output entry {_q(name)} has a name that is not UTF-8; refused"
+        ) from None
+    if len(raw) > MAX_PATH_BYTES or any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
+        raise OutputRejected(f"output entry {_q(name)} has a name too long; refused")
     if strip_prefix:
         if not parts or parts[0] != strip_prefix:
-            raise OutputRejected(f"output entry {name!r} is outside {strip_prefix}/; refused")
+            raise OutputRejected(f"output entry {_q(name)} is outside {strip_prefix}/; refused")
         parts = parts[1:]
     return tuple(parts)
 
@@ -106,7 +129,7 @@ def _ensure_dirs(root: Path, parts: tuple[str, ...], shown: str) -> Path:
     for part in parts:
         cur = cur / part
         if cur.is_symlink() or (cur.exists() and not cur.is_dir()):
-            raise OutputRejected(f"output entry {shown!r} conflicts with a file of the same name")
+            raise OutputRejected(f"output entry {_q(shown)} conflicts with a file of the same name")
         if not cur.exists():
             cur.mkdir(mode=0o755)
     return cur
@@ -132,7 +155,7 @@ def _extract_into(
             if member.isdir():
                 continue
             raise OutputRejected(
-                f"output folder {name!r} is {_kind(member)}, not a folder; refused"
+                f"output folder {_q(name)} is {_kind(member)}, not a folder; refused"
             )
         entries += 1
         if entries > max_entries:
@@ -142,24 +165,26 @@ def _extract_into(
             dirs += 1
             continue
         if not member.isreg():
-            detail = f" (to {member.linkname!r})" if member.issym() or member.islnk() else ""
+            detail = f" (to {_q(member.linkname)})" if member.issym() or member.islnk() else ""
             raise OutputRejected(
-                f"output entry {shown!r} is {_kind(member)}{detail}; "
+                f"output entry {_q(shown)} is {_kind(member)}{detail}; "
                 "links, devices and fifos are refused"
             )
         total += member.size
         if total > quota_bytes:
             raise OutputRejected(
                 f"outputs exceed the quota of {human_bytes(quota_bytes)} "
-                f"(reached at {shown!r}); refused"
+                f"(reached at {_q(shown)}); refused"
             )
         parent = _ensure_dirs(root, parts[:-1], shown)
         target = parent / parts[-1]
         if target.is_dir() and not target.is_symlink():
-            raise OutputRejected(f"output entry {shown!r} conflicts with a folder of the same name")
+            raise OutputRejected(
+                f"output entry {_q(shown)} conflicts with a folder of the same name"
+            )
         src = tar.extractfile(member)
         if src is None:  # pragma: no cover - isreg() members always have data
-            raise OutputRejected(f"output entry {shown!r} has no data")
+            raise OutputRejected(f"output entry {_q(shown)} has no data")
         fd = _open_new(target)
         with os.fdopen(fd, "wb") as out:
             written = 0
@@ -170,7 +195,7 @@ def _extract_into(
                 written += len(chunk)
                 out.write(chunk)
         if written != member.size:
-            raise OutputRejected(f"output entry {shown!r} is truncated in the archive")
+            raise OutputRejected(f"output entry {_q(shown)} is truncated in the archive")
         if member.mtime:
             with contextlib.suppress(OverflowError, OSError, ValueError):
                 os.utime(target, (member.mtime, member.mtime))
