@@ -4,6 +4,7 @@ runs these in worker threads)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -331,32 +332,54 @@ def unique_version_name(s: Session, model_id: int, base: str) -> str:
 
 
 def read_result(outputs: Path) -> dict[str, Any]:
-    """result.json, validated; a malformed one is an error naming the key."""
+    """result.json, validated; a malformed one is an error naming the key.
+
+    It is written by the run's code, so it is not trusted: its strings end up in
+    tables and the TUI and may not carry control characters.
+    """
     path = outputs / "result.json"
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"result.json is not valid JSON ({exc})", "result.json") from None
+        reason = str(exc).splitlines()[0][:120]
+        raise InvalidInput(f"result.json is not valid JSON ({reason})", "result.json") from None
     if not isinstance(data, dict):
         raise InvalidInput("result.json must hold a JSON object", "result.json")
     fw = data.get("framework")
-    if fw is not None and (not isinstance(fw, str) or not 0 < len(fw) <= 32):
+    if fw is not None and (not isinstance(fw, str) or not 0 < len(fw) <= 32 or _unsafe(fw)):
         raise InvalidInput("result.json: framework must be a short string", "result.json")
     for key in ("tags", "labels"):
         val = data.get(key)
         if val is not None and (
-            not isinstance(val, list) or not all(isinstance(t, str) and len(t) <= 128 for t in val)
+            not isinstance(val, list)
+            or not all(isinstance(t, str) and len(t) <= 128 and not _unsafe(t) for t in val)
         ):
-            raise InvalidInput(f"result.json: {key} must be a list of strings", "result.json")
+            raise InvalidInput(
+                f"result.json: {key} must be a list of short strings without control characters",
+                "result.json",
+            )
     metrics = data.get("metrics")
     if metrics is not None:
         if not isinstance(metrics, dict) or not all(
-            isinstance(k, str) and (isinstance(v, int | float | str | bool) or v is None)
+            isinstance(k, str)
+            and not _unsafe(k)
+            and (
+                isinstance(v, int | float | bool)
+                or v is None
+                or (isinstance(v, str) and not _unsafe(v))
+            )
             for k, v in metrics.items()
         ):
             raise InvalidInput(
                 "result.json: metrics must map names to numbers or strings", "result.json"
             )
     return data
+
+
+_UNSAFE_RX = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _unsafe(text: str) -> bool:
+    return _UNSAFE_RX.search(text) is not None
