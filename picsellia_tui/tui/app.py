@@ -16,7 +16,7 @@ from anyio.from_thread import start_blocking_portal
 from textual import work
 from textual.app import App
 from textual.screen import Screen
-from textual.worker import Worker
+from textual.worker import Worker, get_current_worker
 
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.core import Engine
@@ -135,6 +135,8 @@ class PicselliaApp(App[None]):
     @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
     def _load_stats(self) -> None:
         stats = self.handle.call(lambda e: e.stats())
+        if get_current_worker().is_cancelled:  # a newer one runs: its answer is fresher
+            return
         self.call_from_thread(self._show_stats, stats)
 
     def _show_stats(self, stats: EngineStats) -> None:

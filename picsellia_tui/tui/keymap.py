@@ -94,16 +94,17 @@ def sections() -> list[Section]:
 
 
 def help_rows() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """(section, [(keys, what they do)]); keys doing the same thing share a row."""
     for s in sections():
-        rows = []
-        seen = set()
+        merged: dict[str, list[str]] = {}
         for b in s.bindings:
-            label = key_label(b.key)
-            if (label, b.description) in seen or not b.description:
+            if not b.description:
                 continue
-            seen.add((label, b.description))
-            rows.append((label, b.description))
-        yield s.title, rows
+            keys = merged.setdefault(b.description, [])
+            label = key_label(b.key)
+            if label not in keys:
+                keys.append(label)
+        yield s.title, [(" / ".join(keys), desc) for desc, keys in merged.items()]
     yield "Navigation", list(NAVIGATION)
 
 

@@ -80,3 +80,29 @@ def screen_text(app: Any) -> str:
     """The screen as plain text (what a terminal would show), for assertions."""
     strips = app.screen._compositor.render_strips()
     return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
+async def until(pilot: Any, check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Let the app run until `check()` is true (engine work happens meanwhile)."""
+    from textual.css.query import NoMatches
+
+    for _ in range(int(timeout / 0.05)):
+        try:
+            value = check()
+        except NoMatches:  # the screen is still composing
+            value = None
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out; screen was:\n{screen_text(pilot.app)}")
+
+
+async def ready(pilot: Any) -> None:
+    """The main screen is up and has loaded the processings."""
+    from picsellia_tui.tui.screens.main import MainScreen
+
+    def loaded() -> bool:
+        screen = pilot.app.screen_stack[0] if pilot.app.screen_stack else None
+        return isinstance(screen, MainScreen) and screen.query_one("#proc-table").row_count >= 4
+
+    await until(pilot, loaded)

@@ -3,7 +3,7 @@ engine in its thread, processings run as local subprocesses (process executor)."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from picsellia_tui.tui.dialogs.launch import LaunchDialog
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable, RunsTable
 from picsellia_tui.tui.widgets.log_view import LogView
-from tests.tui.helpers import make_settings, screen_text, workspace
+from tests.tui.helpers import make_settings, ready, screen_text, until, workspace
 
 pytestmark = pytest.mark.anyio
 SIZE = (100, 30)
@@ -33,17 +33,6 @@ def anyio_backend() -> str:
 def ws(tmp_path: Path) -> Iterator[AppEngineHandle]:
     with workspace(tmp_path) as handle:
         yield handle
-
-
-async def until(pilot: Pilot[Any], check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Let the app run until `check()` is true (engine work happens meanwhile)."""
-    steps = int(timeout / 0.05)
-    for _ in range(steps):
-        value = check()
-        if value:
-            return value
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out; screen was:\n{screen_text(pilot.app)}")
 
 
 def main(app: PicselliaApp) -> MainScreen:
@@ -107,6 +96,7 @@ def wait_final(handle: AppEngineHandle, job_id: int) -> str:
 async def test_launch_from_a_processing_with_valid_parameters(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await until(pilot, lambda: main(app).query_one("#proc-table").row_count >= 2)
         await pilot.press("enter")  # the cursor starts on test-copy
         dialog = await open_launch(pilot)
@@ -133,6 +123,7 @@ async def test_launch_from_a_processing_with_valid_parameters(ws: AppEngineHandl
 async def test_launch_with_invalid_parameters_shows_inline_errors(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("2")  # ModelVersions: launch on m/v1, pick the processing
         await until(pilot, lambda: main(app).query_one("#versions-table").row_count == 1)
         await pilot.press("l")
@@ -184,6 +175,7 @@ async def test_engine_refusal_lands_under_its_field(ws: AppEngineHandle) -> None
     the launch) is shown under the field it names."""
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("enter")
         dialog = await open_launch(pilot)
         await pilot.pause(0.6)  # the uniqueness check of the prefilled name is done
@@ -204,6 +196,7 @@ async def test_engine_refusal_lands_under_its_field(ws: AppEngineHandle) -> None
 async def test_rerun_refused_while_active_then_accepted(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         job_id = launch_now(ws, sleep=2.5)
         await pilot.press("3")
         await until(pilot, lambda: job_status(app, job_id) == "running")
@@ -235,6 +228,7 @@ async def test_edited_rerun_opens_a_prefilled_launch(ws: AppEngineHandle) -> Non
     assert wait_final(ws, job_id) == "succeeded"
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("3")
         await until(pilot, lambda: jobs_pane(app).current is not None)
         await pilot.press("R")
@@ -258,6 +252,7 @@ async def test_edited_rerun_opens_a_prefilled_launch(ws: AppEngineHandle) -> Non
 async def test_cancel_kills_the_active_run(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         job_id = launch_now(ws, sleep=60)
         await pilot.press("3")
         await until(pilot, lambda: job_status(app, job_id) == "running")
@@ -284,6 +279,7 @@ async def test_log_follow_search_wrap(ws: AppEngineHandle) -> None:
     assert wait_final(ws, job_id) == "succeeded"
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("3")
         pane = jobs_pane(app)
         log = pane.query_one(LogView)
@@ -319,6 +315,7 @@ async def test_log_follow_search_wrap(ws: AppEngineHandle) -> None:
 async def test_live_log_while_the_run_is_active(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("3")
         job_id = launch_now(ws, lines=4, sleep=2.0)
         await until(pilot, lambda: job_status(app, job_id) == "running")
@@ -338,6 +335,7 @@ async def test_jump_from_a_version_to_its_origin_job(ws: AppEngineHandle) -> Non
     assert wait_final(ws, first) == "succeeded" and wait_final(ws, second) == "succeeded"
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("2")
         table = main(app).query_one("#versions-table")
         await until(pilot, lambda: table.row_count == 3)
@@ -356,6 +354,7 @@ async def test_jump_from_a_version_to_its_origin_job(ws: AppEngineHandle) -> Non
 async def test_processings_filter_and_tabs(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
         table = main(app).query_one("#proc-table")
         await until(pilot, lambda: table.row_count == 4)  # 3 groups + test-copy
         await pilot.press("slash", *"zzz")
@@ -374,6 +373,7 @@ async def test_help_lists_every_binding_and_palette_offers_actions(
 ) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "Everywhere" in screen_text(app) and "Processings (1)" in screen_text(app)
@@ -418,6 +418,7 @@ async def test_two_instances_see_each_others_jobs_and_logs(tmp_path: Path) -> No
     with workspace(tmp_path) as a, workspace(tmp_path, seed=False) as b:
         app = PicselliaApp(a, frozen_time=True)
         async with app.run_test(size=SIZE) as pilot:
+            await ready(pilot)
             await pilot.press("3")
             job = b.call(lambda e: e.launch("test-copy", "m/v1", {"lines": 3, "sleep": 1.5}))
             await until(pilot, lambda: job.id in jobs_pane(app).jobs)
@@ -431,6 +432,7 @@ async def test_two_instances_see_each_others_jobs_and_logs(tmp_path: Path) -> No
 async def test_header_shows_workspace_and_live_counts(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
         await until(pilot, lambda: "acme" in screen_text(app).splitlines()[0])
         head = screen_text(app).splitlines()[0]
         assert "tester" in head and "process" in head and "0 running" in head

@@ -8,6 +8,7 @@ they are typed with the same rules the engine applies (`coerce_value`), and an
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rich.text import Text
@@ -21,6 +22,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, Select, Static, Switch
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, InvalidInput
 from picsellia_tui.engine.views import JobView, ProcessingView, VersionView
@@ -167,6 +169,30 @@ class ParamField(Vertical):
         self.set_class(bool(message), "-invalid")
 
 
+class VersionNameField(Vertical):
+    """The new ModelVersion's name: prefilled, checked for uniqueness as typed."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(id="field-version_name", classes="field")
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-row"):
+            yield Label("new version", classes="field-label")
+            yield Input(
+                value=self.value,
+                id="version-name",
+                compact=True,
+                validators=[VersionNameValidator()],
+                classes="field-input",
+            )
+            yield Static(
+                Text("name of the ModelVersion it creates (checked for uniqueness)", style="dim"),
+                classes="field-help",
+            )
+        yield Static("", id="err-version_name", classes="field-error")
+
+
 def default_output_name(version: str, processing: str) -> str:
     """What the engine would pick: <version>-<last part of the processing name>."""
     short = processing.split("-")[-1] if "-" in processing else processing
@@ -203,6 +229,7 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         self.busy = False
         self._name_timer: Timer | None = None
         self._form_for: str | None = None
+        self._form_lock = asyncio.Lock()
         self._prefilling = False
 
     def compose(self) -> ComposeResult:
@@ -210,6 +237,7 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             box.border_title = self.title_text or "Launch"
             box.border_subtitle = "enter/ctrl+s launch · esc cancel"
             yield Static(Text("loading…", style="dim"), id="launch-target")
+            yield Static("", id="launch-pick-label", classes="-hidden")
             yield OptionList(id="launch-pick", classes="-hidden")
             with VerticalScroll(id="launch-form"):
                 yield Static("", id="launch-form-empty")
@@ -266,6 +294,14 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             )
         picker = self.query_one("#launch-pick", OptionList)
         if self.pick:
+            label = self.query_one("#launch-pick-label", Static)
+            label.update(
+                Text.assemble(
+                    (f"{self.pick}: ", "bold"),
+                    ("only compatible ones can be picked (↑↓, enter goes to the form)", "dim"),
+                )
+            )
+            label.remove_class("-hidden")
             picker.remove_class("-hidden")
             picker.clear_options()
             for view, reason in self.choices:
@@ -335,60 +371,38 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
     # -- the form ------------------------------------------------------------------------
 
     async def _build_form(self) -> None:
-        form = self.query_one("#launch-form", VerticalScroll)
-        p = self.proc
-        if p is None:
-            return
-        if self._form_for == p.name:
-            self._prefill_name()
-            return
-        self._form_for = p.name
-        await form.remove_children()
-        widgets: list[Widget] = []
-        if p.parameters:
-            widgets.append(Static(Text("parameters", style="bold"), classes="form-title"))
-        for spec in p.parameters:
-            note = ""
-            if spec.secret and spec.name not in self.params and self.title_text:
-                note = "secrets are not kept: enter it again if needed"
-            widgets.append(ParamField(spec, self.params.get(spec.name), note))
-        if not p.parameters:
-            widgets.append(Static(Text("This processing takes no parameters.", style="dim")))
-        if p.output_mode == "new_model_version":
-            with_name = Vertical(id="field-version_name", classes="field")
-            widgets.append(with_name)
-        else:
-            what = (
-                "updates the input version in place"
-                if p.output_mode == "update_input"
-                else "creates no model version"
-            )
-            widgets.append(Static(Text(f"output: {what}", style="dim"), classes="form-title"))
-        await form.mount_all(widgets)
-        if p.output_mode == "new_model_version":
-            box = self.query_one("#field-version_name", Vertical)
-            row = Horizontal(classes="field-row")
-            await box.mount(row)
-            await row.mount_all(
-                [
-                    Label("new version", classes="field-label"),
-                    Input(
-                        value=self.given_name or "",
-                        id="version-name",
-                        compact=True,
-                        validators=[VersionNameValidator()],
-                        classes="field-input",
-                    ),
-                    Static(
-                        Text(
-                            "name of the ModelVersion it creates (checked for uniqueness)",
-                            style="dim",
-                        ),
-                        classes="field-help",
-                    ),
-                ]
-            )
-            await box.mount(Static("", id="err-version_name", classes="field-error"))
+        # Highlights come fast (a held arrow key, `end`): one rebuild at a time, each
+        # for the processing current when it starts; the last one wins.
+        async with self._form_lock:
+            p = self.proc
+            if p is None:
+                return
+            if self._form_for == p.name:
+                self._prefill_name()
+                return
+            self._form_for = p.name
+            form = self.query_one("#launch-form", VerticalScroll)
+            await form.remove_children()
+            widgets: list[Widget] = []
+            if p.parameters:
+                widgets.append(Static(Text("parameters", style="bold"), classes="form-title"))
+            for spec in p.parameters:
+                note = ""
+                if spec.secret and spec.name not in self.params and self.title_text:
+                    note = "secrets are not kept: enter it again if needed"
+                widgets.append(ParamField(spec, self.params.get(spec.name), note))
+            if not p.parameters:
+                widgets.append(Static(Text("This processing takes no parameters.", style="dim")))
+            if p.output_mode == "new_model_version":
+                widgets.append(VersionNameField(self.given_name or ""))
+            else:
+                what = (
+                    "updates the input version in place"
+                    if p.output_mode == "update_input"
+                    else "creates no model version"
+                )
+                widgets.append(Static(Text(f"output: {what}", style="dim"), classes="form-title"))
+            await form.mount_all(widgets)
             self._prefill_name()
 
     def fields(self) -> list[ParamField]:
@@ -459,6 +473,8 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             return base, taken
 
         name, taken = self.engine_call(go)
+        if get_current_worker().is_cancelled:
+            return
         self.app.call_from_thread(self._suggested, model, name, taken)
 
     def _suggested(self, model: str, name: str, taken: set[str]) -> None:
@@ -493,6 +509,8 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
     @work(thread=True, exit_on_error=False, exclusive=True, group="launch-name-check")
     def _name_free(self, model: str, name: str) -> None:
         free = self.engine_call(lambda e: e.version_name_free(model, name))
+        if get_current_worker().is_cancelled:
+            return
         self.app.call_from_thread(self._name_checked, model, name, free)
 
     def _name_checked(self, model: str, name: str, free: bool) -> None:

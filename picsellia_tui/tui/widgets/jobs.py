@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, RerunRefused
 from picsellia_tui.engine.events import (
@@ -334,6 +335,8 @@ class JobsPane(EngineAccess, Vertical):
         try:
             job = self.engine_call(lambda e: e.job(job_id))
         except EngineError:
+            return
+        if get_current_worker().is_cancelled:
             return
         self.app.call_from_thread(self._detail_loaded, job)
 

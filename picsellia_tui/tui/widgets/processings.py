@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
+from textual.worker import get_current_worker
 
 from picsellia_tui.engine.views import ProcessingView
 from picsellia_tui.tui.messages import LaunchRequested
@@ -64,6 +65,8 @@ class ProcessingsPane(EngineAccess, Vertical):
     @work(thread=True, exit_on_error=False, exclusive=True, group="processings")
     def load(self) -> None:
         procs = self.engine_call(lambda e: e.processings())
+        if get_current_worker().is_cancelled:
+            return
         self.app.call_from_thread(self._loaded, procs)
         presence = self.engine_call(lambda e: e.image_presence())
         self.app.call_from_thread(self._presence_loaded, presence)

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError
 from picsellia_tui.engine.views import VersionView
@@ -53,6 +54,8 @@ class VersionsPane(EngineAccess, Vertical):
     @work(thread=True, exit_on_error=False, exclusive=True, group="versions")
     def load(self) -> None:
         rows = self.engine_call(lambda e: e.versions())
+        if get_current_worker().is_cancelled:
+            return
         self.app.call_from_thread(self._loaded, rows)
 
     def _loaded(self, rows: list[VersionView]) -> None:
@@ -135,6 +138,8 @@ class VersionsPane(EngineAccess, Vertical):
         try:
             full = self.engine_call(lambda e: e.version(ref))
         except EngineError:
+            return
+        if get_current_worker().is_cancelled:
             return
         self.app.call_from_thread(self._detail_loaded, full)
 
