@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
     from picsellia_tui.storage.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Alembic's `context` is module-global state: two workspaces opened at once in one
+# process (two engines, an engine in a thread beside the CLI) must take turns.
+_ALEMBIC = threading.Lock()
 
 
 def alembic_config(db: Database) -> Config:
@@ -25,7 +29,7 @@ def alembic_config(db: Database) -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = alembic_config(db)
-    with db.engine.connect() as conn:
+    with _ALEMBIC, db.engine.connect() as conn:
         raw = conn.connection.driver_connection
         assert raw is not None
         # SQLite rebuilds tables to alter them; foreign keys must be off meanwhile
