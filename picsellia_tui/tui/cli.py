@@ -751,11 +751,15 @@ def demo(
     open_app: Annotated[
         bool, typer.Option("--open/--no-open", help="Open the app afterwards.")
     ] = True,
+    build: Annotated[
+        bool, typer.Option("--build/--no-build", help="Build missing processing images.")
+    ] = True,
 ) -> None:
-    """Create (or refresh) the demo workspace with real small models, then open the app."""
+    """Create (or refresh) the demo workspace with real small models, build the
+    missing processing images when Docker answers, then open the app."""
     from picsellia_tui.tui.demo import prepare_demo
 
-    s = prepare_demo(STATE["config"], STATE["overrides"])
+    s = prepare_demo(STATE["config"], STATE["overrides"], build=build)
     if open_app:
         open_tui(s)
 

@@ -20,7 +20,7 @@ def demo_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP)) / "demo"
 
 
-def prepare_demo(config: Path | None, overrides: dict[str, Any]) -> Settings:
+def prepare_demo(config: Path | None, overrides: dict[str, Any], *, build: bool = True) -> Settings:
     import anyio
 
     from picsellia_tui.engine.core import Engine
@@ -39,9 +39,11 @@ def prepare_demo(config: Path | None, overrides: dict[str, Any]) -> Settings:
             f'executor = "{executor}"\n'
         )
         if executor == "process":
-            print("demo: no Docker daemon answers; processings run as local processes "
-                  "(set executor = \"docker\" in " + str(cfg) + " once Docker is up)",
-                  file=sys.stderr)
+            print(
+                "demo: no Docker daemon answers; processings run as local processes "
+                '(set executor = "docker" in ' + str(cfg) + " once Docker is up)",
+                file=sys.stderr,
+            )
     settings = load_settings(cfg, **{k: v for k, v in overrides.items() if k != "data_dir"})
 
     async def seed() -> None:
@@ -55,19 +57,44 @@ def prepare_demo(config: Path | None, overrides: dict[str, Any]) -> Settings:
                     if ref in have:
                         continue
                     v = await engine.import_version(
-                        m.model_name, m.version_name, [m.files_dir], framework=m.framework,
-                        labels=m.labels, tags=m.tags, metrics=m.metrics,
+                        m.model_name,
+                        m.version_name,
+                        [m.files_dir],
+                        framework=m.framework,
+                        labels=m.labels,
+                        tags=m.tags,
+                        metrics=m.metrics,
                         description=m.description,
                     )
                     print(f"demo: imported {v.ref} ({len(v.files)} files)", file=sys.stderr)
             if settings.executor == "docker":
                 present = await engine.image_presence()
                 missing = [n for n, ok in present.items() if not ok]
+                for i, name in enumerate(missing, 1):
+                    if not build:
+                        break
+                    print(
+                        f"demo: building image {i}/{len(missing)}: {name} "
+                        "(Docker caches it: once only)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    try:
+                        await engine.build_processing(name)
+                    except Exception as exc:
+                        print(
+                            f"demo: {name} did not build: {str(exc).splitlines()[0]}",
+                            file=sys.stderr,
+                        )
+                    else:
+                        missing = [m for m in missing if m != name]
                 if missing:
-                    print(f"demo: {len(missing)} processing image(s) are not built yet "
-                          f"({', '.join(missing)}); build them with: "
-                          "picsellia-tui --config " + str(cfg) + " processings build --all",
-                          file=sys.stderr)
+                    print(
+                        f"demo: {len(missing)} processing image(s) are not built "
+                        f"({', '.join(missing)}); build them with: "
+                        "picsellia-tui --config " + str(cfg) + " processings build --all",
+                        file=sys.stderr,
+                    )
 
     anyio.run(seed)
     print(f"demo: workspace ready in {root} (config {cfg})", file=sys.stderr)
