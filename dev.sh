@@ -3,6 +3,7 @@
 #   ./dev.sh demo [ARGS]   open the app on a demo workspace
 #   ./dev.sh test [ARGS]   run the whole test suite (ARGS go to pytest)
 #   ./dev.sh run ARGS      run picsellia-tui ARGS
+#   ./dev.sh bench [ARGS]  benchmarks against Docker itself, one table (--quick, target names)
 #   ./dev.sh reliability   crash, concurrency, hostile-input and security suite (prints a table)
 # Works on a fresh Linux machine with Python 3.11+; nothing else to install by hand.
 set -euo pipefail
@@ -56,6 +57,7 @@ case "$cmd" in
   demo) setup dev; exec .venv/bin/picsellia-tui demo "$@" ;;
   test) setup dev; system_tools; exec .venv/bin/python -m pytest "$@" ;;
   run) setup dev; exec .venv/bin/picsellia-tui "$@" ;;
+  bench) setup dev; exec .venv/bin/python -m bench.run "$@" ;;
   reliability) setup dev; system_tools; exec .venv/bin/python -m pytest tests/reliability "$@" ;;
   *) sed -n '2,7p' "$0" >&2; exit 2 ;;
 esac

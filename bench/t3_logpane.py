@@ -69,9 +69,7 @@ async def open_big(root: Path, n: int) -> tuple[float, float, int]:
     handle = _handle(root, executor="process")
     await anyio.to_thread.run_sync(handle.start)
     try:
-        ref = await anyio.to_thread.run_sync(
-            lambda: handle.call(lambda e: seed(e, root))
-        )
+        ref = await anyio.to_thread.run_sync(lambda: handle.call(lambda e: seed(e, root)))
         runs = []
         for _ in range(3):
             job = handle.call(lambda e: e.launch(PROCESSING, ref, {"lines": 1}))

@@ -71,7 +71,9 @@ class PtyProcess:
     """A command in a pseudo-terminal of `cols` x `rows`; output is read and kept
     (the tail) so the program never blocks on a full terminal."""
 
-    def __init__(self, argv: list[str], cols: int = 120, rows: int = 36, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, argv: list[str], cols: int = 120, rows: int = 36, env: dict[str, str] | None = None
+    ) -> None:
         self.t0 = time.perf_counter()
         pid, fd = os.forkpty()
         if pid == 0:  # child

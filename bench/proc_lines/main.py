@@ -18,7 +18,7 @@ def params() -> tuple[int, int, float]:
         with open(ctx) as f:
             p = json.load(f)["parameters"]
         return int(p.get("lines", 1)), int(p.get("width", 100)), float(p.get("rate", 0))
-    args = sys.argv[1:] + [None, None, None]
+    args = [*sys.argv[1:], None, None, None]
     return int(args[0] or 1), int(args[1] or 100), float(args[2] or 0)
 
 
