@@ -834,7 +834,9 @@ class Engine:
         mem = cons.get("memory") or cfg.default_memory
         src = snap.get("source_dir")
         return RunSpec(
-            run_id=str(run.id),
+            # The executor labels the container with it and `find(key)` looks for it:
+            # the key (workspace + run), not the bare run id, which every workspace has.
+            run_id=key,
             job_id=str(job.id),
             attempt=run.attempt,
             name=f"ptui-{key}",
