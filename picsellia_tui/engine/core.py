@@ -735,6 +735,13 @@ class Engine:
         key = self._run_key(run_id)
         ref = run.ref or await self._with_host_retry(lambda: ex.find(key))
         if run.status == RunStatus.PENDING.value:
+            if ref is not None and run.ref is None:
+                # Left by an engine that died while starting it. Created but never
+                # started: start afresh (not "created but never started" forever).
+                state = await self._with_host_retry(lambda: ex.inspect(ref))
+                if state.status == "created":
+                    await self._with_host_retry(lambda: ex.remove(ref))
+                    ref = None
             if run.cancel_requested and ref is None:
                 await self._transition(run_id, RunStatus.KILLED, "cancelled before it started")
                 return
