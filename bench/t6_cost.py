@@ -35,6 +35,16 @@ from bench.tui_common import PtyProcess
 CLI = str(Path(PYTHON).with_name("picsellia-tui"))
 
 
+def stored(logs: list[str]) -> int:
+    from picsellia_tui.storage.logfile import LogReader
+
+    total = 0
+    for path in logs:
+        with LogReader(Path(path)) as r:
+            total += len(r)
+    return total
+
+
 def cpu_over(p: PtyProcess, seconds: float) -> float:
     c0 = cpu_s(p.pid)
     p.read_for(seconds)
@@ -65,6 +75,7 @@ def main(quick: bool) -> list[Row]:
                 return await seed(e, root)
 
         ref = anyio.run(prepare)
+        label = ""
         app = PtyProcess([CLI, "--config", str(cfg)])
         try:
             app.wait_for(b"Processings", 60)
@@ -83,7 +94,7 @@ def main(quick: bool) -> list[Row]:
             )
             lines = int(rate * (busy_s * 2 + 30))
 
-            async def launch() -> list[int]:
+            async def launch() -> tuple[list[int], list[str], str]:
                 from picsellia_tui.engine.core import Engine
 
                 # A non-supervising engine only writes the jobs; the app's runs them.
@@ -96,16 +107,23 @@ def main(quick: bool) -> list[Row]:
                     while True:
                         runs = [await e.run(j.runs[0].id) for j in jobs]
                         if all(r.status == "running" for r in runs):
-                            return [j.id for j in jobs]
+                            return (
+                                [j.id for j in jobs],
+                                [r.log_path for r in runs],
+                                e.ws.workspace_id,
+                            )
                         if time.monotonic() > deadline:
                             raise TimeoutError([r.status for r in runs])
                         app.read_for(0.2)
 
-            job_ids = anyio.run(launch)
+            job_ids, logs, ws_id = anyio.run(launch)
+            label = f"label=picsellia-tui.workspace={ws_id}"
             app.read_for(3)
+            n0 = stored(logs)
             busy = cpu_over(app, busy_s)
+            per_s = (stored(logs) - n0) / busy_s
             refs = subprocess.run(
-                ["docker", "ps", "-q", "--filter", "label=picsellia-tui.workspace"],
+                ["docker", "ps", "-q", "--filter", label],
                 capture_output=True,
                 text=True,
             ).stdout.split()
@@ -136,11 +154,12 @@ def main(quick: bool) -> list[Row]:
             app.read_for(3)
         finally:
             app.close()
-            subprocess.run(
-                "docker ps -aq --filter label=picsellia-tui.engine_id | xargs -r docker rm -f",
-                shell=True,
-                capture_output=True,
-            )
+            if label:  # only this workspace's containers
+                subprocess.run(
+                    f"docker ps -aq --filter {label} | xargs -r docker rm -f",
+                    shell=True,
+                    capture_output=True,
+                )
     rows.append(
         Row(
             f"6b 4 containers x {rate:,} lines/s, {busy_s:.0f} s",
@@ -149,7 +168,8 @@ def main(quick: bool) -> list[Row]:
             busy / base_busy if base_busy else None,
             "< 1 core",
             busy < 1.0,
-            f"{len(refs)} containers running",
+            f"{len(refs)} containers; the engine stored {per_s:,.0f} lines/s of the "
+            f"{4 * rate:,} written",
         )
     )
     return rows
