@@ -693,12 +693,31 @@ class Engine:
         try:
             await self._supervise_inner(run_id)
         except anyio.get_cancelled_exc_class():
+            # Cancelled with the run: a cancel while it was being started ends it
+            # `killed` and drops its lease, so the heartbeat stops us mid-start.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self._stop_unrecorded(run_id)
             raise
         except Exception as exc:  # the run must still end truthfully
             log.exception("supervising run %s failed", run_id)
             reason = f"engine error: {type(exc).__name__}: {exc}".splitlines()[0]
             with anyio.CancelScope(shield=True):
                 await self._fail(run_id, reason)
+
+    async def _stop_unrecorded(self, run_id: int) -> None:
+        """Stop a container nobody will ever follow: its run ended (cancelled while
+        pending) before the container this engine was starting could be recorded."""
+        try:
+            run = await self._db(self._read(lambda s: s.get(Run, run_id)))
+            if run is None or run.ref is not None or not RunStatus(run.status).is_final:
+                return
+            ex = self.executor(run.executor, run.host)
+            ref = await ex.find(self._run_key(run_id))
+            if ref is not None:
+                await ex.kill(ref, 0)
+                await self._cleanup(ex, ref, failed=False)
+        except Exception as exc:
+            log.warning("could not stop the container of cancelled run %s: %s", run_id, exc)
 
     async def _fail(self, run_id: int, reason: str, exit_code: int | None = None) -> None:
         run = await self._db(self._read(lambda s: s.get(Run, run_id)))
@@ -745,12 +764,19 @@ class Engine:
             if run.cancel_requested and ref is None:
                 await self._transition(run_id, RunStatus.KILLED, "cancelled before it started")
                 return
+            started_here = ref is None
             if ref is None:
                 ref = await self._start(run, job, version, files, ex, key)
                 if ref is None:
                     return
             if not await self._transition(run_id, RunStatus.RUNNING, "container started", ref=ref):
+                await self._stop_unrecorded(run_id)  # cancelled while we started it
                 return
+            if run.cancel_requested and not started_here:
+                # Cancelled while its engine died starting it: the kill never reached it.
+                await self._with_host_retry(
+                    lambda: ex.kill(ref, self.settings.cancel_grace_seconds)
+                )
         elif ref is None:
             await self._fail(
                 run_id,
