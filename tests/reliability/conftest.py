@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 # The sshd (ssh://root@127.0.0.1:PORT) and TLS proxy fixtures of the Docker tests.
-from tests.docker.conftest import sshd_host, ssh_path, tls_proxy  # noqa: F401
+from tests.docker.conftest import ssh_path, sshd_host, tls_proxy  # noqa: F401
 from tests.reliability.helpers import PROBE_DIR, PROBE_IMAGE, Tally
 
 TALLY = pytest.StashKey[Tally]()
@@ -67,9 +67,7 @@ def _report_path(config: pytest.Config) -> Path:
     return Path(str(config.rootpath)) / ".pytest_cache" / "reliability-report.json"
 
 
-def pytest_terminal_summary(
-    terminalreporter: Any, exitstatus: int, config: pytest.Config
-) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     tally = config.stash.get(TALLY, None)
     if tally is None or not tally.rows:
         return

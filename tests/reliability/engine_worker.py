@@ -232,9 +232,7 @@ async def run_ops(e: Engine, ops: dict[str, Any]) -> None:
         except EngineError as exc:
             row.update(ok=False, refused=type(exc).__name__, msg=str(exc))
         except Exception as exc:
-            row.update(
-                ok=False, crash=type(exc).__name__, msg=str(exc), tb=traceback.format_exc()
-            )
+            row.update(ok=False, crash=type(exc).__name__, msg=str(exc), tb=traceback.format_exc())
         out.write(json.dumps(row) + "\n")
         out.flush()
         await anyio.sleep(rng.uniform(0, 0.08))

@@ -122,7 +122,8 @@ class Tally:
 
         def fmt(r: tuple[str, ...]) -> str:
             return " | ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
             )
 
         rule = "-+-".join("-" * w for w in widths)

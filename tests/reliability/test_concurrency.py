@@ -144,7 +144,9 @@ def _check_everything(
         " run.output_version_id, job.parameters from run join job on job.id = run.job_id",
     )
     events: dict[int, list[tuple[str, str | None]]] = defaultdict(list)
-    for rid, status, engine in query(db, "select run_id, status, engine_id from run_event order by id"):
+    for rid, status, engine in query(
+        db, "select run_id, status, engine_id from run_event order by id"
+    ):
         events[rid].append((status, engine))
     succeeded = 0
     for rid, jid, attempt, status, code, log_path, out_version, params_json in runs:
@@ -154,7 +156,9 @@ def _check_everything(
         if not ran and starts[rid] > 0 and status != "killed":
             problems.append(f"run {rid}: started but never recorded running ({status})")
         if len(supervisors[rid]) > 1 or (ran and not supervisors[rid]):
-            problems.append(f"run {rid}: supervised {len(supervisors[rid])} times: {supervisors[rid]}")
+            problems.append(
+                f"run {rid}: supervised {len(supervisors[rid])} times: {supervisors[rid]}"
+            )
         if ran:
             # the engine that recorded `running` recorded its end too
             owners = {e for st, e in events[rid] if st != "pending"}
@@ -194,9 +198,7 @@ def _check_everything(
 
 @pytest.mark.slow
 async def test_three_engines_fifty_launches_process_executor(tmp_path: Path, tally: Tally) -> None:
-    s = make_settings(
-        tmp_path, concurrency=6, heartbeat_seconds=1.0, lease_timeout_seconds=10.0
-    )
+    s = make_settings(tmp_path, concurrency=6, heartbeat_seconds=1.0, lease_timeout_seconds=10.0)
     async with Engine(s) as e:
         await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
     start = time.monotonic()
@@ -287,7 +289,12 @@ async def test_cancel_while_starting_leaves_no_process_running(
         state = await ex.inspect(ref)
         assert state.status != "running", f"the process of killed run {run.id} still runs"
         assert run.status == "killed"
-        assert [st for (st,) in query(s.database_path, "select status from run_event where run_id=? order by id", run.id)] == ["pending", "killed"]
+        assert [
+            st
+            for (st,) in query(
+                s.database_path, "select status from run_event where run_id=? order by id", run.id
+            )
+        ] == ["pending", "killed"]
         tally.survived(AREA)
 
 

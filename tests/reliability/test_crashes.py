@@ -85,9 +85,7 @@ def _container(client: Any, ws: str, run_id: int) -> tuple[Any, int]:
     found = client.containers.list(
         all=True, filters={"label": f"picsellia-tui.run_id={ws[:12]}-{run_id}"}
     )
-    started = [
-        c for c in found if not c.attrs["State"]["StartedAt"].startswith("0001-01-01")
-    ]
+    started = [c for c in found if not c.attrs["State"]["StartedAt"].startswith("0001-01-01")]
     return (started[0] if started else None), len(found)
 
 
@@ -222,7 +220,9 @@ async def test_engine_sigkilled_at_every_point_runs_end_truthfully(
         tmp.mkdir()
         async with limiter:
             try:
-                found = await _cycle(tmp, point, after, random.Random(SEED + i), docker_client, tally)
+                found = await _cycle(
+                    tmp, point, after, random.Random(SEED + i), docker_client, tally
+                )
             finally:
                 import sqlite3
 

@@ -113,8 +113,9 @@ toml_value = st.recursive(
         st.floats(allow_nan=True, allow_infinity=True),
         st.booleans(),
     ),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=6,
 )
 PATHS = [
@@ -544,12 +545,16 @@ HOSTILE_ARCHIVES: dict[str, bytes] = {
         _root(), _m("outputs/d", tarfile.SYMTYPE, linkname="/tmp"), _m("outputs/d/evil")
     ),
     "hardlink out": _tar(_root(), _m("outputs/h", tarfile.LNKTYPE, linkname="/etc/passwd")),
-    "hardlink inside": _tar(_root(), _m("outputs/a"), _m("outputs/h", tarfile.LNKTYPE, linkname="outputs/a")),
+    "hardlink inside": _tar(
+        _root(), _m("outputs/a"), _m("outputs/h", tarfile.LNKTYPE, linkname="outputs/a")
+    ),
     "char device": _tar(_root(), _m("outputs/null", tarfile.CHRTYPE, devmajor=1, devminor=3)),
     "block device": _tar(_root(), _m("outputs/sda", tarfile.BLKTYPE, devmajor=8, devminor=0)),
     "fifo": _tar(_root(), _m("outputs/pipe", tarfile.FIFOTYPE)),
     "over quota, one file": _tar(_root(), _m("outputs/big", data=b"0" * 5000)),
-    "over quota, many files": _tar(_root(), *[_m(f"outputs/f{i}", data=b"0" * 700) for i in range(10)]),
+    "over quota, many files": _tar(
+        _root(), *[_m(f"outputs/f{i}", data=b"0" * 700) for i in range(10)]
+    ),
     "output dir is a symlink": _tar(_m("outputs", tarfile.SYMTYPE, linkname="/etc")),
     "outside the prefix": _tar(_root(), _m("other/x")),
     "file then dir same name": _tar(_root(), _m("outputs/a"), _m("outputs/a/b")),
