@@ -241,6 +241,22 @@ def settings_json(s: Settings) -> dict[str, Any]:
     return json.loads(s.model_dump_json())
 
 
+def config_file(s: Settings, path: Path) -> Path:
+    """The same settings as a config file, for the command line (`--config`)."""
+    import tomli_w
+
+    data = {k: v for k, v in settings_json(s).items() if v is not None}
+    data["hosts"] = [{k: v for k, v in h.items() if v is not None} for h in data["hosts"]]
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def cli_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("PICSELLIA_TUI_")}
+
+
 def model_file(tmp: Path, content: bytes = b"fake onnx bytes") -> Path:
     p = tmp / "src" / "model.onnx"
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,225 @@
+"""Hostile runs, end to end (a real container, and the process executor): outputs
+that try to escape the output folder or the quota, a broken result.json, odd file
+names; a log with invalid UTF-8, NUL, control sequences (title, clear screen,
+hyperlinks, bell, C1, bidi) and a 1 MB last line without newline; a container
+printing 50k lines a second. Each refused with one line or neutralized; the log is
+complete; nothing raw reaches a terminal; the database stays intact."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from picsellia_tui.engine.core import Engine
+from picsellia_tui.engine.logtext import sanitize, strip_ansi
+from picsellia_tui.storage.logfile import LogReader
+from tests.reliability.helpers import (
+    Tally,
+    cli_env,
+    config_file,
+    docker_log_lines,
+    history_problems,
+    integrity,
+    make_settings,
+    message_problem,
+    model_file,
+    query,
+    run_cli,
+)
+
+pytestmark = pytest.mark.anyio
+AREA = "hostile input"
+# What a terminal must never receive raw: C0 but tab/newline, DEL, C1, bidi overrides.
+RAW_RX = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+SGR_ONLY_RX = re.compile(r"\x1b\[[0-9;:]*m")
+
+# mode -> words the refusal must contain (lower case)
+HOSTILE_OUTPUTS = {
+    "abs-symlink": "link",
+    "rel-symlink": "link",
+    "dotdot-link": "link",
+    "fifo": "fifo",
+    "device": "fifo",  # mknod is refused in the container (no CAP_MKNOD): a fifo instead
+    "big": "quota",
+    "bad-result": "result.json",
+    "huge-result": "result.json",
+    "badname": "utf-8",
+    "ctlname": "control characters",
+}
+# Neutralized rather than refused: Docker archives a lone hard link to a file outside
+# the output folder as a plain file (a copy of a file of the container itself); no
+# link is ever made on the host. Checked below.
+PROCESS_SKIPS = {
+    # Run as local code, these are the user's own powers, not an escape: the process
+    # executor runs with the user's rights anyway (documented in the final report).
+    "hardlink": "a local process may read what its user reads",
+    "device": "as root on the host, mknod works: refused as a device instead",
+}
+
+
+async def _wait_final(e: Engine, run_ids: list[int], timeout: float) -> list[Any]:
+    with anyio.fail_after(timeout):
+        return [await e.wait_run(rid) for rid in run_ids]
+
+
+@pytest.fixture(params=["process", "docker"])
+def executor_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "docker":
+        request.getfixturevalue("probe_image")
+        request.node.add_marker(pytest.mark.docker)
+    return str(request.param)
+
+
+async def test_hostile_outputs_refused_blobs_and_versions_unchanged(
+    tmp_path: Path, tally: Tally, executor_kind: str, workspace_containers: list[str]
+) -> None:
+    s = make_settings(tmp_path, executor=executor_kind, output_quota="1m", concurrency=4)
+    blobs = s.data_dir / "blobs"
+    modes = [m for m in HOSTILE_OUTPUTS if not (executor_kind == "process" and m in PROCESS_SKIPS)]
+    async with Engine(s, supervise=True) as e:
+        workspace_containers.append(e.ws.workspace_id)
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        before = sorted(p.name for p in blobs.rglob("*") if p.is_file())
+        jobs = {m: await e.launch("rel-probe", "m/v1", {"out": m}) for m in modes}
+        runs = await _wait_final(e, [j.runs[0].id for j in jobs.values()], 180)
+        problems = []
+        for mode, run in zip(modes, runs, strict=True):
+            summary = run.error_summary or ""
+            first = summary.splitlines()[0] if summary else ""
+            ok = (
+                run.status == "failed"
+                and first.startswith("outputs refused:")
+                and HOSTILE_OUTPUTS[mode] in first.lower()
+                and message_problem(first) is None
+            )
+            tally.bad(AREA, ok, f"{executor_kind} outputs {mode}: {run.status} {first!r:.150}")
+            if not ok:
+                problems.append(f"{mode}: {run.status}: {first!r}")
+        assert sorted(p.name for p in blobs.rglob("*") if p.is_file()) == before
+        assert [v.ref for v in await e.versions()] == ["m/v1"]
+        if executor_kind == "docker":
+            # A lone hard link to a container file: archived as a plain copy of it.
+            job = await e.launch("rel-probe", "m/v1", {"out": "hardlink"})
+            (run,) = await _wait_final(e, [job.runs[0].id], 60)
+            v = await e.version(str(run.output_version_id))
+            f = next(f for f in v.files if f.path == "passwd")
+            blob = e.ws.blobs.path_for(f.sha256)
+            ok = not blob.is_symlink() and blob.read_bytes().startswith(b"root:")
+            ok = ok and blob.stat().st_nlink == 1
+            tally.bad(AREA, ok, "docker outputs hardlink: not neutralized")
+            assert ok
+        # The app is still usable: a good run after all that.
+        good = await e.launch("rel-probe", "m/v1", {"lines": 2})
+        (run,) = await _wait_final(e, [good.runs[0].id], 60)
+        assert run.status == "succeeded", run.error_summary
+    assert not problems, problems
+    assert not list((s.data_dir / "scratch").glob("outputs-*")), "partial outputs left behind"
+    assert integrity(s.database_path) == "ok" and not history_problems(s.database_path)
+
+
+HOSTILE_LOG_MARKERS = [
+    "bad utf8", "nul", "title", "title2", "clear", "reset", "link", "bell", "color",
+    "progress", "dcs", "c1", "bidi", "alt screen", "cursor",
+]  # fmt: skip
+
+
+async def test_hostile_log_bytes_stored_whole_and_never_raw_on_a_terminal(
+    tmp_path: Path,
+    tally: Tally,
+    executor_kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workspace_containers: list[str],
+) -> None:
+    from picsellia_tui.engine.executors.docker_executor import DockerExecutor
+
+    kept: list[str] = []
+
+    async def keep(self: Any, ref: str) -> None:  # compare with `docker logs` afterwards
+        kept.append(ref)
+
+    monkeypatch.setattr(DockerExecutor, "remove", keep)
+    s = make_settings(tmp_path, executor=executor_kind)
+    async with Engine(s, supervise=True) as e:
+        workspace_containers.append(e.ws.workspace_id)
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        job = await e.launch("rel-probe", "m/v1", {"logs": "hostile", "lines": 2})
+        (run,) = await _wait_final(e, [job.runs[0].id], 90)
+        assert run.status == "succeeded", run.error_summary
+    with LogReader(Path(run.log_path)) as reader:
+        texts = [r.text for r in reader.records(0)]
+    if executor_kind == "docker":
+        import docker
+
+        client = docker.from_env()
+        try:
+            assert texts == docker_log_lines(client.containers.get(kept[0]))
+        finally:
+            client.close()
+    # Every hostile line arrived, each as one record; the 1 MB line whole, and last.
+    for marker in HOSTILE_LOG_MARKERS:
+        assert any(t.startswith(marker + " ") for t in texts), marker
+    assert texts[-1] == "Z" * 1_000_000, f"last record is {len(texts[-1])} chars"
+    assert "nul \x00 byte" in texts
+    assert any(t.startswith("bad utf8 \ufffd") for t in texts)
+    problems = []
+    for t in texts:
+        shown = SGR_ONLY_RX.sub("", sanitize(t, keep_colors=True))
+        plain = strip_ansi(t)
+        if RAW_RX.search(shown) or RAW_RX.search(plain):
+            problems.append(f"{t[:40]!r} -> {shown[:60]!r}")
+    for marker in HOSTILE_LOG_MARKERS:
+        tally.bad(AREA, not any(p.startswith(repr(marker)[:-1]) for p in problems), marker)
+    assert not problems, problems
+    assert sanitize("color \x1b[31mred\x1b[0m after") == "color \x1b[31mred\x1b[0m after"
+    # Export and the command line: plain text only.
+    out = tmp_path / "export.txt"
+    with LogReader(Path(run.log_path)) as reader:
+        assert reader.export(out, clean=strip_ansi) == len(texts)
+    assert not RAW_RX.search(out.read_text("utf-8").replace("\n", "")), "raw control in export"
+    cfg = config_file(s, tmp_path / "config.toml")
+    cli = run_cli(["--config", str(cfg), "jobs", "logs", str(job.id)], env=cli_env())
+    assert cli.returncode == 0, cli.stderr
+    assert not RAW_RX.search(cli.stdout.replace("\n", "")), "raw control from `jobs logs`"
+    assert "pwned-title" not in cli.stdout and "evil.example" not in cli.stdout
+    tally.bad(AREA, True, "1 MB line without newline")
+    assert integrity(s.database_path) == "ok"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+async def test_a_container_printing_50k_lines_a_second_loses_nothing(
+    tmp_path: Path,
+    tally: Tally,
+    probe_image: str,
+    docker_client: Any,
+    workspace_containers: list[str],
+) -> None:
+    s = make_settings(tmp_path, executor="docker", keep_failed_containers=True)
+    async with Engine(s, supervise=True) as e:
+        workspace_containers.append(e.ws.workspace_id)
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        # fail=true keeps the container: its `docker logs` is the reference.
+        job = await e.launch(
+            "rel-probe", "m/v1", {"logs": "flood", "rate": 50000, "lines": 0, "fail": True}
+        )
+        (run,) = await _wait_final(e, [job.runs[0].id], 180)
+        assert run.status == "failed" and run.exit_code == 1, run.error_summary
+        with LogReader(Path(run.log_path)) as reader:
+            ours = [r.text for r in reader.records(0)]
+    (c,) = docker_client.containers.list(
+        all=True, filters={"label": f"picsellia-tui.workspace={e.ws.workspace_id}"}
+    )
+    theirs = docker_log_lines(c)
+    flood = [t for t in ours if t.startswith("flood ") and not t.startswith("flood done")]
+    assert flood == [f"flood {i}" for i in range(150_000)]
+    done = next(t for t in ours if t.startswith("flood done"))
+    assert ours == theirs, f"{len(ours)} stored, {len(theirs)} in docker logs"
+    tally.fault("crashes", 0)
+    tally.bad(AREA, True)
+    rate = 150_000 / float(done.split(" in ")[1].rstrip("s"))
+    tally.note(AREA, f"log flood: 150000 lines at {rate:,.0f} lines/s, none lost")
+    assert query(s.database_path, "select count(*) from run where status='failed'")[0][0] == 1
