@@ -163,7 +163,12 @@ async def key_latency(root: Path, presses: int, rate: int) -> tuple[list[float],
             elapsed = time.perf_counter() - t_start
             log.refresh_source()
             shown_rate = int((len(log.reader) - n0) / elapsed)
-            handle.call(lambda e: e.cancel(job.id))
+            from picsellia_tui.engine.errors import EngineError
+
+            try:
+                handle.call(lambda e: e.cancel(job.id))
+            except EngineError:
+                pass  # it has already ended
             await pilot.pause(0.5)
         return idle, busy, shown_rate
     finally:
