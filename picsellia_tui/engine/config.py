@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from picsellia_tui.engine.hosts import HostConfig
+from picsellia_tui.engine.hostconfig import HostConfig
 from picsellia_tui.storage.domain import parse_memory
 
 APP = "picsellia-tui"

@@ -23,6 +23,8 @@ from sqlmodel import Session
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
+# The newest migration (storage/migrations/versions); a test keeps them in step.
+SCHEMA_HEAD = "0002"
 _IMMEDIATE = "picsellia_immediate"
 
 
@@ -67,9 +69,12 @@ class Database:
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
 
     def migrate(self) -> None:
-        from picsellia_tui.storage.migrate import upgrade
+        # Importing Alembic costs more than everything else a command does: only
+        # when the schema is not at SCHEMA_HEAD already.
+        if self.schema_version() != SCHEMA_HEAD:
+            from picsellia_tui.storage.migrate import upgrade
 
-        upgrade(self)
+            upgrade(self)
         for suffix in ("-wal", "-shm"):
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
@@ -101,6 +106,14 @@ class Database:
                     raise
                 time.sleep(0.05 * (2**i))
         raise StorageError(f"the database {self.path} stayed busy; another process holds it")
+
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as c:
+            try:
+                row = c.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+            except OperationalError:
+                return None  # a new database
+        return str(row[0]) if row else None
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: a cheap change poll."""

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import text
 
 from picsellia_tui.storage.blobs import BlobCorrupted, BlobStore
-from picsellia_tui.storage.db import Database
+from picsellia_tui.storage.db import SCHEMA_HEAD, Database
 from picsellia_tui.storage.migrate import current_revision, head_revision, upgrade
 
 
 def test_fresh_database_is_at_head_with_wal_and_0600(tmp_path: Path) -> None:
     db = Database(tmp_path / "d" / "x.db")
     db.migrate()
-    assert current_revision(db) == head_revision(db) == "0002"
+    assert current_revision(db) == head_revision(db) == SCHEMA_HEAD == db.schema_version()
     with db.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
