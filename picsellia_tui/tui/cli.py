@@ -539,7 +539,7 @@ def jobs_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List jobs, newest first, one page at a time."""
-    from picsellia_tui.tui.output import duration, emit_json, table
+    from picsellia_tui.tui.output import emit_json, table
 
     async def go(e: Engine) -> tuple[list[Any], int]:
         return await e.jobs(
@@ -569,7 +569,6 @@ def jobs_list(
     pages = max(1, -(-total // limit))
     if pages > 1:
         print(f"page {page}/{pages} ({total} jobs); next: --page {page + 1}", file=sys.stderr)
-    del duration
 
 
 @jobs_app.command("show")
