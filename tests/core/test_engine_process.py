@@ -210,3 +210,38 @@ async def test_log_retention_prunes_old_logs_only(tmp_path: Path) -> None:
         assert not Path(r_old.log_path).exists()
         assert Path(r_new.log_path).exists()
         assert (await e.run(r_old.id)).status == "succeeded"  # the history stays
+
+
+async def test_private_processing_from_an_image(tmp_path: Path) -> None:
+    from picsellia_tui.engine.errors import DefinitionError
+
+    async with Engine(make_settings(tmp_path)) as e:
+        p = await e.create_processing(
+            definition={
+                "name": "from-image",
+                "image": "registry.example/team/convert:2",
+                "task": "MODEL_CONVERSION",
+                "command": ["python", "/app/run.py"],
+                "constraints": {"frameworks": ["onnx"]},
+            }
+        )
+        assert p.visibility == "private" and p.owner == e.settings.user and p.source_dir is None
+        with pytest.raises(DefinitionError, match="image: 'bad image' is not a Docker image"):
+            await e.create_processing(
+                definition={
+                    "name": "x",
+                    "image": "bad image",
+                    "task": "MODEL_CONVERSION",
+                    "command": ["x"],
+                }
+            )
+        with pytest.raises(InvalidInput, match="public processing"):
+            # a bundled name is read-only
+            await e.create_processing(
+                definition={
+                    "name": "test-copy",
+                    "image": "a:b",
+                    "task": "MODEL_CONVERSION",
+                    "command": ["x"],
+                }
+            )
