@@ -77,7 +77,8 @@ LOG_BATCH = 5000
 # How long a lost contact with a Docker host is retried before the run is
 # failed with that reason (nothing stays "running" forever).
 HOST_RETRY_S = 90.0
-DRAIN_GRACE_S = 5.0
+DRAIN_GRACE_S = 5.0  # after the exit, a log stream silent this long is cut
+REPLAY_IDLE_S = 60.0  # and its replay gets this long without a new line
 
 
 class Engine:
@@ -961,14 +962,22 @@ class Engine:
             async with anyio.create_task_group() as follow_tg:
                 follow_tg.start_soon(follow)
                 exit_code: int = await self._with_host_retry(lambda: ex.wait(ref))
-                # A stream that hangs after the exit must not hang the run.
-                with anyio.move_on_after(DRAIN_GRACE_S):
-                    await followed_to_end.wait()
+                # A stream that hangs after the exit must not hang the run; one still
+                # delivering (the backlog of a flood) is not cut while it makes progress.
+                await _until_set_or_idle(followed_to_end, sink, DRAIN_GRACE_S)
                 follow_tg.cancel_scope.cancel()
             if not followed_to_end.is_set():
                 # The run has exited, so a fresh stream replays the rest and ends.
-                with anyio.move_on_after(60):
+                replayed = anyio.Event()
+
+                async def replay() -> None:
                     await sink.follow(stream)
+                    replayed.set()
+
+                async with anyio.create_task_group() as replay_tg:
+                    replay_tg.start_soon(replay)
+                    await _until_set_or_idle(replayed, sink, REPLAY_IDLE_S)
+                    replay_tg.cancel_scope.cancel()
             await sink.flush()
             tg.cancel_scope.cancel()
         return exit_code
@@ -1078,6 +1087,18 @@ class Engine:
             await ex.remove(ref)
         except ExecutorError as exc:
             log.warning("could not remove %s: %s", ref, exc)
+
+
+async def _until_set_or_idle(done: anyio.Event, sink: LogSink, idle_s: float) -> None:
+    """Wait for `done`; give up once `idle_s` pass with no line received or stored
+    and no batch being written (a hung stream, not a slow drain)."""
+    seen = sink.progress
+    while not done.is_set():
+        with anyio.move_on_after(idle_s):
+            await done.wait()
+        if sink.progress == seen and not sink.writing:
+            return
+        seen = sink.progress
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:

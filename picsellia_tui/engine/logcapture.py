@@ -35,6 +35,13 @@ class LogSink:
         self._ready = anyio.Event()
         self._room = anyio.Event()
         self._lock = anyio.Lock()
+        self.received = 0  # lines taken from streams
+        self.writing = False  # a batch is being written
+
+    @property
+    def progress(self) -> int:
+        """Grows while lines arrive or are stored: a stream that drains is not hung."""
+        return self.received + self.writer.line_count
 
     async def follow(self, open_stream: Callable[[int | None], AsyncIterator[LogLine]]) -> None:
         """Flush what we hold, then follow from the last stored line."""
@@ -44,6 +51,7 @@ class LogSink:
             if self._mask is not None:
                 line = LogLine(line.ts_ns, line.stream, self._mask(line.text))
             self._buf.append(line)
+            self.received += 1
             self._ready.set()
             if len(self._buf) >= HIGH_WATER:
                 self._room = anyio.Event()
@@ -61,5 +69,9 @@ class LogSink:
             while self._buf:
                 batch, self._buf = self._buf, []
                 self._room.set()
-                await anyio.to_thread.run_sync(self.writer.append, batch, limiter=self._limiter)
+                self.writing = True
+                try:
+                    await anyio.to_thread.run_sync(self.writer.append, batch, limiter=self._limiter)
+                finally:
+                    self.writing = False
                 self.on_stored(self.writer.line_count)
