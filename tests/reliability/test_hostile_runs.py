@@ -223,3 +223,48 @@ async def test_a_container_printing_50k_lines_a_second_loses_nothing(
     rate = 150_000 / float(done.split(" in ")[1].rstrip("s"))
     tally.note(AREA, f"log flood: 150000 lines at {rate:,.0f} lines/s, none lost")
     assert query(s.database_path, "select count(*) from run where status='failed'")[0][0] == 1
+
+
+async def test_a_backlog_slower_than_the_drain_grace_is_not_cut(
+    tmp_path: Path, tally: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the exit, a stream still delivering its backlog (a flood written faster
+    than it is stored) is left to drain: not cut after a fixed grace, replayed, or
+    abandoned after a fixed minute with lines still unread."""
+    import time as _time
+
+    from picsellia_tui.engine import core
+    from picsellia_tui.engine.executors.process import ProcessExecutor
+    from picsellia_tui.storage.logfile import LogWriter
+
+    monkeypatch.setattr(core, "DRAIN_GRACE_S", 0.5)
+    monkeypatch.setattr(core, "REPLAY_IDLE_S", 1.0, raising=False)
+    orig_append = LogWriter.append
+
+    def slow_append(self: Any, lines: Any) -> int:
+        lines = list(lines)
+        _time.sleep(0.3 + 2e-5 * len(lines))  # a slow disk
+        return orig_append(self, lines)
+
+    monkeypatch.setattr(LogWriter, "append", slow_append)
+    opened: list[int | None] = []
+    orig_follow = ProcessExecutor.follow_logs
+
+    def follow(self: Any, ref: str, since_ns: int | None = None) -> Any:
+        opened.append(since_ns)
+        return orig_follow(self, ref, since_ns)
+
+    monkeypatch.setattr(ProcessExecutor, "follow_logs", follow)
+    s = make_settings(tmp_path)
+    async with Engine(s, supervise=True) as e:
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        job = await e.launch("rel-probe", "m/v1", {"lines": 120000})
+        (run,) = await _wait_final(e, [job.runs[0].id], 120)
+    assert run.status == "succeeded", run.error_summary
+    with LogReader(Path(run.log_path)) as reader:
+        out = [r.text for r in reader.records(0) if r.stream == "stdout"]
+    assert [t for t in out if t.startswith("line ")] == [f"line {i}" for i in range(120000)]
+    assert len(opened) == 1, f"the log stream was opened {len(opened)} times"
+    tally.fault("crashes")  # a slow disk under a flood
+    tally.hit("crashes")
+    tally.survived("crashes")
