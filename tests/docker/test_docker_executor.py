@@ -324,7 +324,7 @@ async def test_confinement(
     assert hc["NanoCpus"] == 500_000_000
     assert hc["NetworkMode"] == "none"
     assert hc["LogConfig"]["Type"] == "json-file"
-    assert hc["LogConfig"]["Config"]["max-size"] == "50m"
+    assert hc["LogConfig"]["Config"]["max-size"] == "512m"
     assert "MKNOD" in (hc["CapDrop"] or [])
     assert not hc.get("Binds") and not attrs.get("Mounts")  # no docker socket, no volumes
     assert hc["Init"] is True

@@ -14,6 +14,11 @@ Confinement: never privileged, `no-new-privileges`, a few capabilities dropped
 network, no network at all unless the processing asks (`Limits.network`), memory
 (swap included), cpu and pids limits, json-file logs bounded in size, tini as PID 1
 so SIGTERM reaches the code.
+
+The json-file limit is large (512 MB, 2 files) on purpose: the engine keeps its own
+copy of the log, Docker's file is only the buffer it follows, and Docker 20.10
+drops lines of a followed log when the file rotates (1,000,000 lines of 100 bytes
+fill ~175 MB: with 50 MB files about 30% of them were lost).
 """
 
 from __future__ import annotations
@@ -227,7 +232,7 @@ class DockerExecutor:
         default_memory: int | str | None = None,
         default_cpu: float | None = None,
         pids_limit: int | None = 512,
-        log_max_size: str = "50m",
+        log_max_size: str = "512m",
         log_max_files: int = 2,
         keep_failed: bool = False,
         pull_missing: bool = True,
