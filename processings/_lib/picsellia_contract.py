@@ -8,9 +8,10 @@ A processing's ``main.py`` looks like::
 
     def process(ctx: Context) -> None:
         weight_type = ctx.params.get_choice("weight_type")  # typed, checked, toml default
-        source = find_model_file(ctx.inputs, ".onnx")
+        model_input = load_input(ctx, label="float")  # model, size and accuracy before
         ...
-        write_result(ctx, framework="onnx", tags=["int8"], metrics={...})
+        after = model_input.measure_after(destination, evaluating="the quantized model")
+        finish(ctx, after, framework="onnx", tags=["int8"], metrics={...})
 
     if __name__ == "__main__":
         run(process, Path(__file__).resolve().parent)
@@ -31,7 +32,7 @@ import sys
 import time
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -636,3 +637,118 @@ def write_result(
     if summary:
         log(f"metrics: {summary}")
     return path
+
+
+# --- a model in, a model out --------------------------------------------------------
+# The steps every processing that turns the version's ONNX model into a new version
+# shares: load and measure the input, measure the output the same way, compare them,
+# carry the evaluation set over and write result.json.
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Size and accuracy of the input and of the output (accuracy None: no eval set)."""
+
+    size_before: int
+    size_after: int
+    accuracy_before: float | None
+    accuracy_after: float | None
+
+    def report(self) -> None:
+        """Log the size and accuracy lines (``size: A -> B``, ``accuracy: A -> B``)."""
+        log_comparison(self.size_before, self.size_after, self.accuracy_before, self.accuracy_after)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The size metrics, then the accuracy ones."""
+        return {
+            **size_metrics(self.size_before, self.size_after),
+            **accuracy_metrics(self.accuracy_before, self.accuracy_after),
+        }
+
+
+@dataclass
+class ModelInput:
+    """The version's ONNX model, loaded, and what was measured of it before any change."""
+
+    source: Path
+    model: onnx.ModelProto
+    size_before: int
+    eval_set: EvalSet | None = None
+    accuracy_before: float | None = None
+
+    def measure_before(self, ctx: Context, *, label: str, how: str = "") -> ModelInput:
+        """Load the evaluation set, if the version has one, and measure the input's
+        accuracy on it with ONNX Runtime, logged as ``<label> accuracy: ...``; `how`
+        goes in parentheses after the number of samples."""
+        self.eval_set = load_eval_set(ctx.inputs)
+        if self.eval_set is None:
+            log("no eval.npz in the version: accuracy is not measured")
+            return self
+        note = f" ({how})" if how else ""
+        log(f"evaluating the {label} model on {len(self.eval_set)} samples{note}")
+        self.accuracy_before = evaluate_onnx(self.source, self.eval_set)
+        log(f"{label} accuracy: {self.accuracy_before:.2%}")
+        return self
+
+    def measure_after(
+        self,
+        produced: Path | Sequence[Path],
+        *,
+        evaluating: str,
+        evaluate: Callable[[Path, EvalSet], float] = evaluate_onnx,
+    ) -> Comparison:
+        """Measure the output: the total size of the `produced` model files and, when
+        there is an evaluation set, the accuracy of the first one (logged as
+        ``evaluating <evaluating>``)."""
+        files = [produced] if isinstance(produced, Path) else list(produced)
+        accuracy_after = None
+        if self.eval_set is not None:
+            log(f"evaluating {evaluating}")
+            accuracy_after = evaluate(files[0], self.eval_set)
+        return Comparison(self.size_before, files_size(files), self.accuracy_before, accuracy_after)
+
+
+def open_input(ctx: Context, source: Path | None = None, *, name: str | None = None) -> ModelInput:
+    """Load the input model (by default the version's ``.onnx`` file) and log its size
+    and node count, under `name` if given (else the file's name)."""
+    source = source or find_model_file(ctx.inputs, ".onnx")
+    model = load_onnx(source)
+    size = source.stat().st_size
+    log(f"input model: {name or source.name}, {human_bytes(size)}, {len(model.graph.node)} nodes")
+    return ModelInput(source=source, model=model, size_before=size)
+
+
+def load_input(
+    ctx: Context,
+    *,
+    label: str,
+    source: Path | None = None,
+    name: str | None = None,
+    how: str = "",
+) -> ModelInput:
+    """`open_input`, then `ModelInput.measure_before`: the model, its size, the
+    evaluation set and the accuracy before."""
+    return open_input(ctx, source, name=name).measure_before(ctx, label=label, how=how)
+
+
+def finish(
+    ctx: Context,
+    after: Comparison,
+    *,
+    framework: str,
+    tags: Iterable[str],
+    metrics: Mapping[str, float] | None = None,
+) -> Path:
+    """The end of a run that makes a new version: log the comparison, carry the
+    evaluation set and labels over, write result.json with the size and accuracy
+    metrics followed by the processing's own `metrics`, and the version's labels."""
+    after.report()
+    carry_over(ctx)
+    return write_result(
+        ctx,
+        framework=framework,
+        tags=tags,
+        metrics={**after.metrics, **(metrics or {})},
+        labels=labels(ctx),
+    )

@@ -21,15 +21,10 @@ import json
 import sys
 from pathlib import Path
 
-try:
-    import picsellia_contract as pc
-except ModuleNotFoundError as exc:  # source tree: the shared modules are in ../_lib
-    if exc.name != "picsellia_contract":
-        raise
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
-    import picsellia_contract as pc
-
-import conversions  # beside main.py in the image, in ../_lib on the host
+# The shared modules sit beside main.py in an image, in ../_lib in the source tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
+import conversions
+import picsellia_contract as pc
 
 SIGNATURE_FILE = "signature.json"
 ORT_LEVEL_FOR_ONNX = "basic"
@@ -60,12 +55,6 @@ def convert(export_format: str, source: Path, outputs: Path) -> list[Path]:
     raise pc.ContractError(f"unknown export_format {export_format!r}")
 
 
-def evaluate(export_format: str, model: Path, eval_set: pc.EvalSet) -> float:
-    if export_format == "openvino":
-        return conversions.evaluate_openvino(model, eval_set)
-    return pc.evaluate_onnx(model, eval_set)
-
-
 def sign(files: list[Path], key: str, destination: Path) -> Path:
     digests = {
         path.name: hmac.new(key.encode(), path.read_bytes(), hashlib.sha256).hexdigest()
@@ -84,31 +73,19 @@ def process(ctx: pc.Context) -> None:
     source = pc.input_file(ctx.inputs, file_name)
     if source.suffix.lower() != ".onnx":
         raise pc.ContractError(f"{file_name} is not an .onnx file: this converter reads ONNX")
-    model = pc.load_onnx(source)
-    size_before = source.stat().st_size
-    pc.log(
-        f"input model: {file_name}, {pc.human_bytes(size_before)}, {len(model.graph.node)} nodes"
-    )
-    eval_set = pc.load_eval_set(ctx.inputs)
-    accuracy_before = None
-    if eval_set is None:
-        pc.log("no eval.npz in the version: accuracy is not measured")
-    else:
-        pc.log(f"evaluating the ONNX model on {len(eval_set)} samples")
-        accuracy_before = pc.evaluate_onnx(source, eval_set)
-        pc.log(f"ONNX accuracy: {accuracy_before:.2%}")
+    model_input = pc.load_input(ctx, label="ONNX", source=source, name=file_name)
 
     pc.log(f"converting {file_name} to {export_format}")
     produced = convert(export_format, source, ctx.outputs)
     pc.log("wrote " + ", ".join(f"{p.name} ({pc.human_bytes(p.stat().st_size)})" for p in produced))
     model_files = [p for p in produced if not p.name.endswith(".config")]
 
-    accuracy_after = None
-    if eval_set is not None:
-        pc.log(f"evaluating the {export_format} model")
-        accuracy_after = evaluate(export_format, model_files[0], eval_set)
-    size_after = pc.files_size(model_files)
-    pc.log_comparison(size_before, size_after, accuracy_before, accuracy_after)
+    after = model_input.measure_after(
+        model_files,
+        evaluating=f"the {export_format} model",
+        evaluate=conversions.evaluate_openvino if export_format == "openvino" else pc.evaluate_onnx,
+    )
+    after.report()
     pc.carry_over(ctx)
     if signing_key:
         signature = sign(produced, signing_key, ctx.outputs / SIGNATURE_FILE)
@@ -117,10 +94,7 @@ def process(ctx: pc.Context) -> None:
         ctx,
         framework=export_format,
         tags=[export_format, "fp16"] if export_format == "openvino" else [export_format],
-        metrics={
-            **pc.size_metrics(size_before, size_after),
-            **pc.accuracy_metrics(accuracy_before, accuracy_after),
-        },
+        metrics=after.metrics,
         labels=pc.labels(ctx),
     )
 

@@ -24,13 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-try:
-    import picsellia_contract as pc
-except ModuleNotFoundError as exc:  # source tree: the shared module is in ../_lib
-    if exc.name != "picsellia_contract":
-        raise
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
-    import picsellia_contract as pc
+# The shared modules sit beside main.py in an image, in ../_lib in the source tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
+import picsellia_contract as pc
 
 if TYPE_CHECKING:
     import numpy as np

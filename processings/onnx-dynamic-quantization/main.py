@@ -12,13 +12,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-try:
-    import picsellia_contract as pc
-except ModuleNotFoundError as exc:  # source tree: the shared module is in ../_lib
-    if exc.name != "picsellia_contract":
-        raise
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
-    import picsellia_contract as pc
+# The shared modules sit beside main.py in an image, in ../_lib in the source tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
+import picsellia_contract as pc
 
 
 def quantize(
@@ -43,21 +39,8 @@ def process(ctx: pc.Context) -> None:
     per_channel = ctx.params.get_bool("per_channel")
     reduce_range = ctx.params.get_bool("reduce_range")
 
-    source = pc.find_model_file(ctx.inputs, ".onnx")
-    model = pc.load_onnx(source)
-    size_before = source.stat().st_size
-    pc.log(
-        f"input model: {source.name}, {pc.human_bytes(size_before)}, {len(model.graph.node)} nodes"
-    )
-    eval_set = pc.load_eval_set(ctx.inputs)
-    accuracy_before = None
-    if eval_set is None:
-        pc.log("no eval.npz in the version: accuracy is not measured")
-    else:
-        pc.log(f"evaluating the float model on {len(eval_set)} samples")
-        accuracy_before = pc.evaluate_onnx(source, eval_set)
-        pc.log(f"float accuracy: {accuracy_before:.2%}")
-
+    model_input = pc.load_input(ctx, label="float")
+    source = model_input.source
     destination = ctx.outputs / source.name
     pc.log(
         f"quantizing weights to {weight_type} "
@@ -79,23 +62,13 @@ def process(ctx: pc.Context) -> None:
         )
     pc.log("quantized graph: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
 
-    accuracy_after = None
-    if eval_set is not None:
-        pc.log("evaluating the quantized model")
-        accuracy_after = pc.evaluate_onnx(destination, eval_set)
-    size_after = destination.stat().st_size
-    pc.log_comparison(size_before, size_after, accuracy_before, accuracy_after)
-    pc.carry_over(ctx)
-    pc.write_result(
+    after = model_input.measure_after(destination, evaluating="the quantized model")
+    pc.finish(
         ctx,
+        after,
         framework="onnx",
         tags=["int8", "quantized"],
-        metrics={
-            **pc.size_metrics(size_before, size_after),
-            **pc.accuracy_metrics(accuracy_before, accuracy_after),
-            "quantized_nodes": ops["MatMulInteger"] + ops["ConvInteger"],
-        },
-        labels=pc.labels(ctx),
+        metrics={"quantized_nodes": ops["MatMulInteger"] + ops["ConvInteger"]},
     )
 
 

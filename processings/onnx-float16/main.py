@@ -17,13 +17,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-try:
-    import picsellia_contract as pc
-except ModuleNotFoundError as exc:  # source tree: the shared module is in ../_lib
-    if exc.name != "picsellia_contract":
-        raise
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
-    import picsellia_contract as pc
+# The shared modules sit beside main.py in an image, in ../_lib in the source tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
+import picsellia_contract as pc
 
 if TYPE_CHECKING:
     import onnx
@@ -90,21 +86,8 @@ def process(ctx: pc.Context) -> None:
     import onnx
 
     keep_io_types = ctx.params.get_bool("keep_io_types")
-    source = pc.find_model_file(ctx.inputs, ".onnx")
-    model = pc.load_onnx(source)
-    size_before = source.stat().st_size
-    pc.log(
-        f"input model: {source.name}, {pc.human_bytes(size_before)}, {len(model.graph.node)} nodes"
-    )
-    eval_set = pc.load_eval_set(ctx.inputs)
-    accuracy_before = None
-    if eval_set is None:
-        pc.log("no eval.npz in the version: accuracy is not measured")
-    else:
-        pc.log(f"evaluating the float32 model on {len(eval_set)} samples")
-        accuracy_before = pc.evaluate_onnx(source, eval_set)
-        pc.log(f"float32 accuracy: {accuracy_before:.2%}")
-
+    model_input = pc.load_input(ctx, label="float32")
+    model = model_input.model
     removed = remove_noop_casts(model)
     if removed:
         pc.log(f"removed {removed} Cast node(s) that cast float32 to float32")
@@ -122,30 +105,14 @@ def process(ctx: pc.Context) -> None:
     halves = sum(t.data_type == onnx.TensorProto.FLOAT16 for t in converted.graph.initializer)
     if halves == 0:
         raise pc.ContractError("nothing was converted: the model has no float32 weights")
-    destination = pc.save_onnx(converted, ctx.outputs / source.name)
+    destination = pc.save_onnx(converted, ctx.outputs / model_input.source.name)
     pc.load_onnx(destination)
     session = pc.onnx_session(destination)  # proves ONNX Runtime accepts the new graph
     io_types = sorted({i.type for i in [*session.get_inputs(), *session.get_outputs()]})
     pc.log(f"{halves} float16 initializers; graph inputs and outputs: {', '.join(io_types)}")
 
-    accuracy_after = None
-    if eval_set is not None:
-        pc.log("evaluating the float16 model")
-        accuracy_after = pc.evaluate_onnx(destination, eval_set)
-    size_after = destination.stat().st_size
-    pc.log_comparison(size_before, size_after, accuracy_before, accuracy_after)
-    pc.carry_over(ctx)
-    pc.write_result(
-        ctx,
-        framework="onnx",
-        tags=["fp16"],
-        metrics={
-            **pc.size_metrics(size_before, size_after),
-            **pc.accuracy_metrics(accuracy_before, accuracy_after),
-            "float16_initializers": halves,
-        },
-        labels=pc.labels(ctx),
-    )
+    after = model_input.measure_after(destination, evaluating="the float16 model")
+    pc.finish(ctx, after, framework="onnx", tags=["fp16"], metrics={"float16_initializers": halves})
 
 
 if __name__ == "__main__":

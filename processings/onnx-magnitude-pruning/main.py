@@ -16,13 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-try:
-    import picsellia_contract as pc
-except ModuleNotFoundError as exc:  # source tree: the shared module is in ../_lib
-    if exc.name != "picsellia_contract":
-        raise
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
-    import picsellia_contract as pc
+# The shared modules sit beside main.py in an image, in ../_lib in the source tree.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_lib"))
+import picsellia_contract as pc
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -113,13 +109,8 @@ def process(ctx: pc.Context) -> None:
 
     target = ctx.params.get_float("sparsity")
     scope = ctx.params.get_choice("scope")
-    source = pc.find_model_file(ctx.inputs, ".onnx")
-    model = pc.load_onnx(source)
-    size_before = source.stat().st_size
-    pc.log(
-        f"input model: {source.name}, {pc.human_bytes(size_before)}, {len(model.graph.node)} nodes"
-    )
-
+    model_input = pc.open_input(ctx)
+    model = model_input.model
     names = weight_names(model)
     if not names:
         raise pc.ContractError(
@@ -132,14 +123,7 @@ def process(ctx: pc.Context) -> None:
     pc.log(
         f"{len(names)} weight tensors, {before.weights:,} weights, {before.ratio:.1%} already zero"
     )
-    eval_set = pc.load_eval_set(ctx.inputs)
-    accuracy_before = None
-    if eval_set is None:
-        pc.log("no eval.npz in the version: accuracy is not measured")
-    else:
-        pc.log(f"evaluating the dense model on {len(eval_set)} samples")
-        accuracy_before = pc.evaluate_onnx(source, eval_set)
-        pc.log(f"dense accuracy: {accuracy_before:.2%}")
+    model_input.measure_before(ctx, label="dense")
 
     pc.log(f"pruning to {target:.1%} sparsity ({scope} scope)")
     pruned = prune(weights, target, scope)
@@ -148,17 +132,13 @@ def process(ctx: pc.Context) -> None:
         pc.log(f"  {name}: {list(array.shape)}, {zeros / array.size:.1%} zero")
         initializers[name].CopyFrom(numpy_helper.from_array(array, name))
     after = measure(pruned)
-    destination = pc.save_onnx(model, ctx.outputs / source.name)
+    destination = pc.save_onnx(model, ctx.outputs / model_input.source.name)
     pc.load_onnx(destination)
 
-    accuracy_after = None
-    if eval_set is not None:
-        pc.log("evaluating the pruned model")
-        accuracy_after = pc.evaluate_onnx(destination, eval_set)
-    size_after = destination.stat().st_size
-    compressed_before, compressed_after = gzip_size(source), gzip_size(destination)
+    compared = model_input.measure_after(destination, evaluating="the pruned model")
+    compressed_before, compressed_after = gzip_size(model_input.source), gzip_size(destination)
     pc.log(f"sparsity: {before.ratio:.1%} -> {after.ratio:.1%} of {after.weights:,} weights")
-    pc.log_comparison(size_before, size_after, accuracy_before, accuracy_after)
+    compared.report()
     pc.log(f"gzip size: {pc.human_bytes(compressed_before)} -> {pc.human_bytes(compressed_after)}")
     pc.carry_over(ctx)
     pc.write_result(
@@ -170,8 +150,8 @@ def process(ctx: pc.Context) -> None:
             "target_sparsity": target,
             "pruned_weights": after.zeros - before.zeros,
             "prunable_weights": after.weights,
-            **pc.accuracy_metrics(accuracy_before, accuracy_after),
-            **pc.size_metrics(size_before, size_after),
+            **pc.accuracy_metrics(compared.accuracy_before, compared.accuracy_after),
+            **pc.size_metrics(compared.size_before, compared.size_after),
             "compressed_size_bytes": compressed_after,
             "compressed_size_bytes_before": compressed_before,
         },
