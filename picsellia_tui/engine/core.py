@@ -897,14 +897,17 @@ class Engine:
         )
 
     async def _with_host_retry(self, fn: Callable[[], Any]) -> Any:
-        """Retry while the host is unreachable (daemon restart, ssh drop)."""
-        from picsellia_tui.engine.executors.base import HostUnreachable
+        """Retry while the host is unreachable (daemon restart, ssh drop); not when it
+        refuses us (bad certificate, unknown host key): waiting cannot fix that."""
+        from picsellia_tui.engine.executors.base import HostRefused, HostUnreachable
 
         deadline = time.monotonic() + HOST_RETRY_S
         delay = 0.5
         while True:
             try:
                 return await fn()
+            except HostRefused:
+                raise
             except HostUnreachable:
                 if time.monotonic() > deadline:
                     raise

@@ -41,7 +41,7 @@ import urllib3.connectionpool
 from docker.tls import TLSConfig
 from docker.transport.basehttpadapter import BaseHTTPAdapter
 
-from picsellia_tui.engine.executors.base import ExecutorError, HostUnreachable
+from picsellia_tui.engine.executors.base import ExecutorError, HostRefused, HostUnreachable
 from picsellia_tui.engine.hostconfig import HostConfig
 
 __all__ = [
@@ -150,7 +150,9 @@ def describe_error(exc: BaseException, host: HostConfig | str, what: str = "") -
             explanation = explanation.decode("utf-8", "replace")
         return ExecutorError(f"{prefix}{one_line(explanation)} (on {url})")
     if _is_connection_error(exc):
-        return HostUnreachable(f"{url}: {prefix}{_reason(exc)}")
+        reason = _reason(exc)
+        cls = HostRefused if reason.startswith("TLS") else HostUnreachable
+        return cls(f"{url}: {prefix}{reason}")
     return ExecutorError(f"{prefix}{one_line(exc) or type(exc).__name__} (on {url})")
 
 
@@ -197,7 +199,7 @@ class _SSHTarget:
 def _ssh_failure(target: _SSHTarget, rc: int, stderr: str) -> HostUnreachable:
     url = target.url
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-        return HostUnreachable(
+        return HostRefused(
             f"{url}: host key CHANGED (possible man-in-the-middle); if the host was "
             f"reinstalled, remove the old key with: ssh-keygen -R "
             f"{'[' + target.host + ']:' + str(target.port) if target.port else target.host}"
@@ -207,12 +209,12 @@ def _ssh_failure(target: _SSHTarget, rc: int, stderr: str) -> HostUnreachable:
         or "No ED25519 host key is known" in stderr
         or (re.search(r"No \S+ host key is known", stderr))
     ):
-        return HostUnreachable(
+        return HostRefused(
             f"{url}: host key unknown; add it with: {target.keyscan_hint()} "
             "(check the fingerprint first)"
         )
     if "Permission denied" in stderr and "docker" not in stderr.lower():
-        return HostUnreachable(
+        return HostRefused(
             f"{url}: ssh authentication refused (check the user, your key or ssh-agent)"
         )
     if "Connection refused" in stderr:

@@ -78,6 +78,12 @@ class HostUnreachable(ExecutorError):
     pass
 
 
+class HostRefused(HostUnreachable):
+    """The host answered but refuses us for a reason waiting cannot fix: a TLS
+    certificate that does not verify, an unknown or changed SSH host key, refused
+    authentication. Not retried."""
+
+
 class OutputRejected(ExecutorError):
     """Outputs that are unsafe (path escape, links, devices) or over quota."""
 
