@@ -197,7 +197,7 @@ async def test_rerun_refused_while_active_then_accepted(ws: AppEngineHandle) -> 
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        job_id = launch_now(ws, sleep=2.5)
+        job_id = launch_now(ws, sleep=6)
         await pilot.press("3")
         await until(pilot, lambda: job_status(app, job_id) == "running")
         await until(pilot, lambda: jobs_pane(app).current is not None)

@@ -56,7 +56,12 @@ def main(app: Any) -> MainScreen:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """No toast, no blinking cursor, everything laid out."""
+    """Everything loaded (header counts, each job's duration), no toast, no
+    blinking cursor, everything laid out."""
+    app = pilot.app
+    pane = main(app).query_one(JobsPane)
+    await until(pilot, lambda: app.stats is not None)
+    await until(pilot, lambda: all(j in pane.latest_runs for j in pane.jobs))
     for box in pilot.app.screen.query(Input):
         box.cursor_blink = False
     pilot.app.clear_notifications()

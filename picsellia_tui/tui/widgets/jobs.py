@@ -13,12 +13,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Static
+from textual.timer import Timer
+from textual.widgets import DataTable, Static, TabbedContent
 from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, RerunRefused
@@ -38,9 +40,12 @@ from picsellia_tui.tui.widgets.format import status_text
 from picsellia_tui.tui.widgets.log_view import LogView
 
 PAGE = 200
+RUNS_BATCH = 40
+DETAIL_DELAY = 0.08
 JOB_COLUMNS = ("job", "status", "attempts", "processing", "target", "by", "when", "duration")
 RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit")
-WIDTHS = {"job": 5, "status": 11, "attempts": 8, "attempt": 7, "duration": 8, "exit": 4}
+# Fixed widths: cells updated in place never re-measure a whole column (O(rows)).
+WIDTHS = {"job": 6, "status": 11, "attempts": 8, "attempt": 7, "duration": 8, "exit": 4}
 OVERLAP = timedelta(seconds=2)  # re-read a little before the last change seen
 
 
@@ -74,6 +79,9 @@ class JobsPane(EngineAccess, Vertical):
         super().__init__(**kw)
         self.jobs: dict[int, JobView] = {}
         self.latest_runs: dict[int, RunView] = {}  # job id -> its latest run, when known
+        self._stale_runs: set[int] = set()  # jobs whose latest run changed since fetched
+        self._runs_fetching = False
+        self.total = 0
         self.last_seen: datetime | None = None
         self.oldest_page_id: int | None = None
         self.exhausted = False
@@ -88,6 +96,7 @@ class JobsPane(EngineAccess, Vertical):
         self._fetching = False
         self._paging = False
         self._log_path: str | None = None
+        self._detail_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         jobs = JobsTable(id="jobs-table")
@@ -126,6 +135,7 @@ class JobsPane(EngineAccess, Vertical):
                 self._need_detail = True
 
     def _tick(self) -> None:
+        self._tick_runs()
         if self._need_changes and not self._fetching and self.loaded:
             self._need_changes = False
             self._fetching = True
@@ -153,18 +163,21 @@ class JobsPane(EngineAccess, Vertical):
 
     @work(thread=True, exit_on_error=False, group="jobs-page")
     def load_page(self, before_id: int | None = None) -> None:
-        async def go(e: Any) -> tuple[list[JobView], dict[int, RunView]]:
-            rows = await e.jobs(limit=PAGE, before_id=before_id)
-            return rows, await _latest_runs(e, rows)
+        async def go(e: Any) -> tuple[list[JobView], int]:
+            return await e.jobs(limit=PAGE, before_id=before_id), await e.count_jobs()
 
-        rows, runs = self.engine_call(go)
-        self.app.call_from_thread(self._page_loaded, rows, runs, before_id)
+        rows, total = self.engine_call(go)
+        self.app.call_from_thread(self._page_loaded, rows, total)
 
-    def _page_loaded(
-        self, rows: list[JobView], runs: dict[int, RunView], before_id: int | None
-    ) -> None:
+    def _show_total(self, total: int) -> None:
+        if total != self.total or not self.loaded:
+            self.total = total
+            for tabs in self.screen.query(TabbedContent):
+                tabs.get_tab("jobs").label = f"3 Jobs ({total:,})"
+
+    def _page_loaded(self, rows: list[JobView], total: int) -> None:
         self._paging = False
-        self.latest_runs.update(runs)
+        self._show_total(total)
         if len(rows) < PAGE:
             self.exhausted = True
         if rows:
@@ -180,7 +193,7 @@ class JobsPane(EngineAccess, Vertical):
 
     @work(thread=True, exit_on_error=False, group="jobs-changes")
     def fetch_changes(self, since: datetime | None) -> None:
-        async def go(e: Any) -> tuple[list[JobView], dict[int, RunView]]:
+        async def go(e: Any) -> tuple[list[JobView], int]:
             out: list[JobView] = []
             offset = 0
             while True:
@@ -189,21 +202,63 @@ class JobsPane(EngineAccess, Vertical):
                 if len(rows) < 500 or since is None:
                     break
                 offset += 500
-            return out, await _latest_runs(e, out)
+            return out, await e.count_jobs()
 
         try:
-            rows, runs = self.engine_call(go)
+            rows, total = self.engine_call(go)
         finally:
             self._fetching = False
-        self.app.call_from_thread(self._changes_loaded, rows, runs)
+        self.app.call_from_thread(self._changes_loaded, rows, total)
 
-    def _changes_loaded(self, rows: list[JobView], runs: dict[int, RunView]) -> None:
+    def _changes_loaded(self, rows: list[JobView], total: int) -> None:
+        self._show_total(total)
         floor = self.oldest_page_id
         # Jobs older than the loaded pages come with their page, not now.
-        keep = [j for j in rows if j.id in self.jobs or floor is None or j.id > floor]
-        ids = {j.id for j in keep}
-        self.latest_runs.update({k: v for k, v in runs.items() if k in ids})
-        self._apply(keep)
+        self._apply([j for j in rows if j.id in self.jobs or floor is None or j.id > floor])
+
+    # Durations need each job's latest run, which the job list does not carry: they
+    # are fetched for the rows on screen only, a few at a time, when missing or stale.
+
+    def _visible_ids(self) -> list[int]:
+        table = self.query_one(JobsTable)
+        top = int(table.scroll_y)
+        rows = table.ordered_rows[top : top + table.size.height + 2]
+        return [int(r.key.value) for r in rows if r.key.value is not None]
+
+    def _tick_runs(self) -> None:
+        if self._runs_fetching or not self.loaded:
+            return
+        want = [
+            i for i in self._visible_ids() if i in self._stale_runs or i not in self.latest_runs
+        ][:RUNS_BATCH]
+        if want:
+            self._runs_fetching = True
+            self._stale_runs.difference_update(want)
+            self._fetch_runs(want)
+        table = self.query_one(JobsTable)
+        bottom = int(table.scroll_y) + table.size.height
+        if not self.exhausted and not self._paging and bottom >= table.row_count - 20:
+            self._paging = True
+            self.load_page(self.oldest_page_id)
+
+    @work(thread=True, exit_on_error=False, group="jobs-runs")
+    def _fetch_runs(self, ids: list[int]) -> None:
+        try:
+            runs = self.engine_call(lambda e: _latest_runs(e, ids))
+        finally:
+            self._runs_fetching = False
+        self.app.call_from_thread(self._runs_loaded, runs)
+
+    def _runs_loaded(self, runs: dict[int, RunView]) -> None:
+        table = self.query_one(JobsTable)
+        for job_id, run in runs.items():
+            self.latest_runs[job_id] = run
+            if table.has_key(str(job_id)):
+                table.update_cell(str(job_id), "duration", self._duration(job_id))
+
+    def _duration(self, job_id: int) -> str:
+        run = self.latest_runs.get(job_id)
+        return self.clock.duration(run.started_at, run.ended_at) if run else "-"
 
     def _apply(self, rows: list[JobView]) -> None:
         """Update rows in place by key; new jobs are inserted in id order."""
@@ -214,10 +269,17 @@ class JobsPane(EngineAccess, Vertical):
             key = str(job.id)
             cells = self._cells(job)
             if job.id in self.jobs:
+                before_job = self.jobs[job.id]
+                if (before_job.status, before_job.attempts, before_job.updated_at) != (
+                    job.status,
+                    job.attempts,
+                    job.updated_at,
+                ):
+                    self._stale_runs.add(job.id)
                 old = self._cells(self.jobs[job.id]) if self.jobs[job.id] != job else cells
                 for col, value, before in zip(JOB_COLUMNS, cells, old, strict=True):
                     if value != before or col in ("status", "duration", "attempts"):
-                        table.update_cell(key, col, value, update_width=True)
+                        table.update_cell(key, col, value)
             else:
                 table.add_row(*cells, key=key)
                 added = True
@@ -243,8 +305,7 @@ class JobsPane(EngineAccess, Vertical):
             )
 
     def _cells(self, job: JobView) -> tuple[Any, ...]:
-        run = self.latest_runs.get(job.id)
-        dur = self.clock.duration(run.started_at, run.ended_at) if run else "-"
+        dur = self._duration(job.id)
         return (
             Text(str(job.id), justify="right"),
             status_text(job.status),
@@ -295,18 +356,12 @@ class JobsPane(EngineAccess, Vertical):
         if event.row_key is None or event.row_key.value is None:
             return
         job_id = int(event.row_key.value)
-        table = self.query_one(JobsTable)
-        if (
-            not self.exhausted
-            and not self._paging
-            and self.loaded
-            and table.cursor_row >= table.row_count - 20
-        ):
-            self._paging = True
-            self.load_page(self.oldest_page_id)
         if self.current is None or self.current.id != job_id:
             self.pin_latest = True
-            self.load_detail(job_id)
+            # Held arrow keys fly over rows: load the detail where the cursor rests.
+            if self._detail_timer is not None:
+                self._detail_timer.stop()
+            self._detail_timer = self.set_timer(DETAIL_DELAY, lambda: self.load_detail(job_id))
 
     @on(DataTable.RowSelected, "#jobs-table")
     def _job_selected(self, event: DataTable.RowSelected) -> None:
@@ -573,16 +628,21 @@ class JobsPane(EngineAccess, Vertical):
         self._need_detail = True
 
 
-async def _latest_runs(e: Any, rows: list[JobView]) -> dict[int, RunView]:
-    """The latest run of each job, for the duration column."""
+async def _latest_runs(e: Any, ids: list[int]) -> dict[int, RunView]:
+    """The latest run of each job (for the duration column), fetched concurrently."""
     out: dict[int, RunView] = {}
-    for job in rows:
+
+    async def one(job_id: int) -> None:
         try:
-            full = await e.job(job.id)
+            full = await e.job(job_id)
         except EngineError:
-            continue
+            return
         if full.runs:
-            out[job.id] = full.runs[-1]
+            out[job_id] = full.runs[-1]
+
+    async with anyio.create_task_group() as tg:
+        for job_id in ids:
+            tg.start_soon(one, job_id)
     return out
 
 
