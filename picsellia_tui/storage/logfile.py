@@ -418,9 +418,11 @@ class LogWriter:
         offsets = array("Q")
         pos = self._size
         last, same = self._last_ts, self._same_ts
+        # Replay de-duplication works on a copy, kept only if the batch is stored: a
+        # batch that fails (a full disk) can be appended again as it was.
+        seen = Counter(self._resume_seen) if self._resume_seen is not None else None
         for line in lines:
             ts = line.ts_ns
-            seen = self._resume_seen
             if seen is not None:
                 if ts < self._resume_floor:
                     continue
@@ -432,10 +434,10 @@ class LogWriter:
                     else:
                         seen[key] = count - 1
                     if not seen:
-                        self._resume_seen = None
+                        seen = None
                     continue
                 if last is not None and ts > last + RESUME_WINDOW_NS:
-                    self._resume_seen = None  # well past the replay: plain appends again
+                    seen = None  # well past the replay: plain appends again
             text = line.text
             body = None
             if "\\" not in text and "\n" not in text:
@@ -454,13 +456,24 @@ class LogWriter:
             elif ts == last:
                 same += 1
         if not parts:
+            self._resume_seen = seen
             return 0
-        _write_all(self._fd, b"".join(parts))
-        if self._fsync:
-            os.fsync(self._fd)
-        _write_all(self._ifd, _offsets_to_bytes(offsets))
-        if self._fsync:
-            os.fsync(self._ifd)
+        try:
+            _write_all(self._fd, b"".join(parts))
+            if self._fsync:
+                os.fsync(self._fd)
+            _write_all(self._ifd, _offsets_to_bytes(offsets))
+            if self._fsync:
+                os.fsync(self._ifd)
+        except OSError:
+            # Nothing of a failed batch stays behind (ENOSPC after half a record):
+            # both files end on a record boundary, ready for the same batch again.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._ifd, self._count * 8)
+            raise
+        self._resume_seen = seen
         self._size = pos
         self._count += len(parts)
         self._last_ts, self._same_ts = last, same
