@@ -79,6 +79,7 @@ LOG_BATCH = 5000
 HOST_RETRY_S = 90.0
 DRAIN_GRACE_S = 5.0  # after the exit, a log stream silent this long is cut
 REPLAY_IDLE_S = 60.0  # and its replay gets this long without a new line
+LOG_GIVE_UP_S = 30.0  # after the exit, lines that cannot be stored (full disk) are dropped
 
 
 class Engine:
@@ -923,11 +924,10 @@ class Engine:
         writer = await self._db(lambda: LogWriter(log_path))
         try:
             try:
-                exit_code = await self._capture(run_id, job, ex, ref, writer, secrets)
+                exit_code, log_note = await self._capture(run_id, job, ex, ref, writer, secrets)
             except BaseExceptionGroup as group:
                 raise _unwrap(group) from None
         except ExecutorError as exc:
-            await self._db(writer.close)
             state = None
             try:
                 state = await ex.inspect(ref)
@@ -936,19 +936,36 @@ class Engine:
             code = state.exit_code if state and state.status == "exited" else None
             await self._fail(run_id, f"lost the run: {exc}", exit_code=code)
             return
-        await self._db(writer.close)
-        await self._finish(run_id, job, ex, ref, exit_code)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._db(writer.close)
+        if log_note:
+            where = f"container {ref[:12]}" if ex.kind == "docker" else f"run folder {ref}"
+            log_note += f"; the whole log is kept in {where}"
+        await self._finish(run_id, job, ex, ref, exit_code, log_note)
 
     async def _capture(
         self, run_id: int, job: Job, ex: Executor, ref: str, writer: LogWriter, secrets: list[str]
-    ) -> int:
-        """Store log lines as they come while waiting for the exit beside them."""
+    ) -> tuple[int, str | None]:
+        """Store log lines as they come while waiting for the exit beside them.
+        Returns the exit code, and why the log is incomplete if it is (a full disk)."""
         job_id = job.id or 0
+
+        async def on_stall(why: str | None) -> None:
+            # The run goes on (its container is the truth); the user sees why its log
+            # stopped, in the run's summary, until the lines can be stored again.
+            if why:
+                log.warning("run %s: %s", run_id, why)
+            note = f"{why} (the run goes on; its log resumes once there is room)" if why else None
+            await self._db(self._write(lambda s: _set_summary(s, run_id, note)))
+            self.events.publish(RunChanged(run_id, job_id, RunStatus.RUNNING.value))
+
         sink = LogSink(
             writer,
             secrets,
             lambda n: self.events.publish(LogAppended(run_id, job_id, n)),
             self._limiter,
+            on_stall=on_stall,
         )
 
         def stream(since: int | None) -> AsyncIterator[LogLine]:
@@ -960,8 +977,14 @@ class Engine:
             await self._with_host_retry(lambda: sink.follow(stream))
             followed_to_end.set()
 
+        flushing = anyio.CancelScope()
+
+        async def keep_flushing() -> None:
+            with flushing:
+                await sink.run()
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sink.run)
+            tg.start_soon(keep_flushing)
             async with anyio.create_task_group() as follow_tg:
                 follow_tg.start_soon(follow)
                 exit_code: int = await self._with_host_retry(lambda: ex.wait(ref))
@@ -969,7 +992,7 @@ class Engine:
                 # delivering (the backlog of a flood) is not cut while it makes progress.
                 await _until_set_or_idle(followed_to_end, sink, DRAIN_GRACE_S)
                 follow_tg.cancel_scope.cancel()
-            if not followed_to_end.is_set():
+            if not followed_to_end.is_set() and sink.stalled is None:
                 # The run has exited, so a fresh stream replays the rest and ends.
                 replayed = anyio.Event()
 
@@ -981,11 +1004,21 @@ class Engine:
                     replay_tg.start_soon(replay)
                     await _until_set_or_idle(replayed, sink, REPLAY_IDLE_S)
                     replay_tg.cancel_scope.cancel()
-            await sink.flush()
+            flushing.cancel()
+            # A disk that stays full must not keep a finished run open forever.
+            complete = await sink.flush(give_up_after=LOG_GIVE_UP_S)
             tg.cancel_scope.cancel()
-        return exit_code
+        return exit_code, None if complete else f"log incomplete: {sink.stalled}"
 
-    async def _finish(self, run_id: int, job: Job, ex: Executor, ref: str, exit_code: int) -> None:
+    async def _finish(
+        self,
+        run_id: int,
+        job: Job,
+        ex: Executor,
+        ref: str,
+        exit_code: int,
+        log_note: str | None = None,
+    ) -> None:
         run = await self._db(self._read(lambda s: s.get(Run, run_id)))
         assert run is not None
         if run.cancel_requested:
@@ -994,36 +1027,39 @@ class Engine:
                 RunStatus.KILLED,
                 "cancelled",
                 exit_code=exit_code,
-                error_summary="cancelled by the user",
+                error_summary="cancelled by the user" + (f"; {log_note}" if log_note else ""),
             )
-            await self._cleanup(ex, ref, failed=False)
+            await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
         if exit_code != 0:
-            await self._fail(run_id, f"exited with code {exit_code}", exit_code=exit_code)
-            await self._cleanup(ex, ref, failed=True)
+            note = f" ({log_note})" if log_note else ""
+            await self._fail(run_id, f"exited with code {exit_code}{note}", exit_code=exit_code)
+            await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
         mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
         if mode == OutputMode.NONE.value:
-            await self._transition(run_id, RunStatus.SUCCEEDED, "exited 0", exit_code=0)
-            await self._cleanup(ex, ref, failed=False)
+            await self._transition(
+                run_id, RunStatus.SUCCEEDED, "exited 0", exit_code=0, error_summary=log_note
+            )
+            await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
         dest = self.ws.scratch_dir / f"outputs-{run_id}-{uuid.uuid4().hex[:6]}"
         try:
             await ex.collect_outputs(ref, dest, self.settings.output_quota_bytes)
-            version = await self._db(lambda: self._ingest(run_id, job, dest, mode))
+            version = await self._db(lambda: self._ingest(run_id, job, dest, mode, log_note))
         except (ExecutorError, EngineError) as exc:
             await self._fail(run_id, f"outputs refused: {exc}", exit_code=0)
-            await self._cleanup(ex, ref, failed=True)
+            await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
         finally:
             await self._db(lambda: shutil.rmtree(dest, ignore_errors=True))
         if version is not None:
             self.events.publish(VersionCreated(*version))
         self.events.publish(RunChanged(run_id, job.id or 0, RunStatus.SUCCEEDED.value))
-        await self._cleanup(ex, ref, failed=False)
+        await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
 
     def _ingest(
-        self, run_id: int, job: Job, outputs: Path, mode: str
+        self, run_id: int, job: Job, outputs: Path, mode: str, log_note: str | None = None
     ) -> tuple[int, str, str] | None:
         """Outputs into the blob store, the version row and `succeeded`: one
         transaction, so a crash at any point ingests them once, or not at all."""
@@ -1078,13 +1114,14 @@ class Engine:
                 reason="outputs ingested",
                 exit_code=0,
                 output_version_id=version.id,
+                error_summary=log_note,
             )
             return version.id, model.name, version.name
 
         return self.ws.db.write_retry(w)
 
-    async def _cleanup(self, ex: Executor, ref: str, failed: bool) -> None:
-        if failed and self.settings.keep_failed_containers:
+    async def _cleanup(self, ex: Executor, ref: str, failed: bool, keep: bool = False) -> None:
+        if keep or (failed and self.settings.keep_failed_containers):
             return
         try:
             await ex.remove(ref)
@@ -1119,6 +1156,13 @@ def _what(kind: str) -> str:
 
 def _beat(owner: str, ids: list[int], s: Session) -> list[int]:
     return repo.heartbeat(s, owner, ids)
+
+
+def _set_summary(s: Session, run_id: int, summary: str | None) -> None:
+    run = s.get(Run, run_id)
+    if run is not None and not RunStatus(run.status).is_final:
+        run.error_summary = summary
+        s.add(run)
 
 
 def _set_ref(s: Session, run_id: int, ref: str) -> None:

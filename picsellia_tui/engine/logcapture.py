@@ -8,7 +8,7 @@ resumes from the writer's last stored timestamp, so no line is lost or doubled.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
@@ -26,8 +26,11 @@ class LogSink:
         secrets: list[str],
         on_stored: Callable[[int], None],
         limiter: anyio.CapacityLimiter | None = None,
+        on_stall: Callable[[str | None], Awaitable[None]] | None = None,
     ) -> None:
         self.writer = writer
+        self.on_stall = on_stall
+        self.stalled: str | None = None  # why lines cannot be stored right now
         self._mask = secret_masker(secrets) if secrets else None
         self.on_stored = on_stored
         self._limiter = limiter
@@ -64,14 +67,48 @@ class LogSink:
             self._ready = anyio.Event()
             await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self, give_up_after: float | None = None) -> bool:
+        """Store what is buffered. A write that fails (a full disk) keeps its lines
+        and is retried, the follower held back meanwhile, until it works; with
+        `give_up_after`, only for that many seconds: then the lines are dropped and
+        False is returned (`stalled` says why)."""
         async with self._lock:
+            deadline = None if give_up_after is None else anyio.current_time() + give_up_after
+            delay = 0.5
             while self._buf:
                 batch, self._buf = self._buf, []
-                self._room.set()
+                if self.stalled is None:
+                    self._room.set()  # the follower reads on while this batch is written
                 self.writing = True
+                stored = False
                 try:
                     await anyio.to_thread.run_sync(self.writer.append, batch, limiter=self._limiter)
+                    stored = True
+                except OSError as exc:
+                    reason = exc.strerror or str(exc)
+                    await self._stall(
+                        f"cannot store the log in {self.writer.path.parent}: {reason}"
+                    )
+                    if deadline is not None and anyio.current_time() >= deadline:
+                        batch, self._buf = [], []
+                        self._room.set()
+                        return False
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
                 finally:
                     self.writing = False
-                self.on_stored(self.writer.line_count)
+                    if not stored:
+                        self._buf = batch + self._buf  # kept for the next attempt
+                if stored:
+                    if self.stalled is not None:
+                        await self._stall(None)
+                    self._room.set()
+                    self.on_stored(self.writer.line_count)
+            return True
+
+    async def _stall(self, why: str | None) -> None:
+        if why == self.stalled:
+            return
+        self.stalled = why
+        if self.on_stall is not None:
+            await self.on_stall(why)
