@@ -157,11 +157,11 @@ def install_hooks() -> None:
 
     orig_cleanup = Engine._cleanup
 
-    async def cleanup(self: Any, ex: Any, ref: str, failed: bool) -> None:
+    async def cleanup(self: Any, ex: Any, ref: str, failed: bool, **kw: Any) -> None:
         if _reached("before-cleanup"):
             _die("before-cleanup")
         if not CFG.get("keep"):
-            await orig_cleanup(self, ex, ref, failed)
+            await orig_cleanup(self, ex, ref, failed, **kw)
 
     Engine._cleanup = cleanup  # type: ignore[method-assign]
 
