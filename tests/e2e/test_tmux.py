@@ -139,10 +139,14 @@ class Tmux:
         self.log.write_text("\n".join(self.screens))
 
     def close(self) -> None:
+        path = ""
         try:
+            path = self.tmux("display", "-p", "#{socket_path}").strip()
             self.tmux("kill-server")
         except subprocess.CalledProcessError:
             pass
+        if path:
+            Path(path).unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -310,6 +310,10 @@ async def test_log_follow_search_wrap(ws: AppEngineHandle) -> None:
         pane.query_one(JobsTable).focus()
         await pilot.press("w")
         assert not log.wrap
+        await pilot.press("z")  # zoom the log pane, and back
+        assert main(app).maximized is log
+        await pilot.press("z")
+        assert main(app).maximized is None
 
 
 async def test_live_log_while_the_run_is_active(ws: AppEngineHandle) -> None:

@@ -516,7 +516,7 @@ class JobsPane(EngineAccess, Vertical):
         else:
             log = self.query_one(LogView)
             log.focus()
-            self.screen.maximize(log)
+            self.screen.maximize(log, container=False)
 
     def action_reload(self) -> None:
         self._need_changes = True
