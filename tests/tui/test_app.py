@@ -459,3 +459,67 @@ def test_run_app_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip()
     assert err.startswith("picsellia-tui: ") and "\n" not in err
     assert "Traceback" not in err
+
+
+# -- any terminal ---------------------------------------------------------------------------
+
+
+async def test_80x24_failed_job_keeps_trace_and_log_visible(
+    ws: AppEngineHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80x24 with NO_COLOR: the failed run's trace and its log both show, and
+    statuses stay readable without colour (a symbol and a word)."""
+    job_id = launch_now(ws, fail=True)
+    assert wait_final(ws, job_id) == "failed"
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = PicselliaApp(ws, frozen_time=True)
+    assert app.no_color
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("3")
+        pane = jobs_pane(app)
+        await until(pilot, lambda: pane.current is not None and pane.current.status == "failed")
+        await pilot.pause(0.5)
+        text = screen_text(app)
+        assert "✗ failed" in text
+        assert "RuntimeError: asked to fail" in text  # the end of the trace, at a glance
+        assert "run #1 failed: exited with code 1" in text
+        log = pane.query_one(LogView)
+        assert log.log_lines.size.height >= 3
+        assert log.log_lines.visible_text()
+
+
+def test_missing_image_says_how_to_build() -> None:
+    from rich.console import Console
+
+    from picsellia_tui.engine.views import ProcessingView
+    from picsellia_tui.storage.domain import Constraints
+    from picsellia_tui.tui.widgets.processings import render_processing
+
+    p = ProcessingView(
+        id=1,
+        name="onnx-float16",
+        version="1.0.0",
+        description="",
+        task="MODEL_COMPRESSION",
+        target_type="model_version",
+        image="picsellia-tui/onnx-float16:1.0.0",
+        command=["python", "main.py"],
+        output_mode="new_model_version",
+        parameters=[],
+        constraints=Constraints(),
+        visibility="public",
+        owner=None,
+        source_dir=None,
+    )
+    console = Console(width=200, record=True)
+
+    def shown(presence: dict[str, bool] | None) -> str:
+        console.print(render_processing(p, presence, "docker"))
+        return console.export_text()
+
+    assert "missing — build: picsellia-tui processings build onnx-float16" in shown(
+        {"onnx-float16": False}
+    )
+    assert "present on the host" in shown({"onnx-float16": True})
+    assert "did not answer" in shown({})
