@@ -96,7 +96,10 @@ def table(rows: list[Row], md: bool) -> str:
         notes = [f"- {r.target}: {r.note}" for r in rows if r.note]
         return "\n".join(out + (["", *notes] if notes else []))
     widths = [max(len(h), *(len(row[i]) for row in data)) for i, h in enumerate(head)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))
+
     out = [line(head), line(["-" * w for w in widths])] + [line(row) for row in data]
     notes = [f"  {r.target}: {r.note}" for r in rows if r.note]
     return "\n".join(out + (["", "notes:", *notes] if notes else []))

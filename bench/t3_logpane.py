@@ -136,7 +136,11 @@ async def key_latency(root: Path, presses: int, rate: int) -> tuple[list[float],
                 out_l: list[float] = []
                 for _ in range(count):
                     want = not log.show_timestamps
-                    out = app.when(lambda w=want: log.show_timestamps == w)
+
+                    def toggled(w: bool = want) -> bool:
+                        return bool(log.show_timestamps == w)
+
+                    out = app.when(toggled)
                     t0 = time.perf_counter()
                     await pilot.press("t")
                     out_l.append(await wait_list(pilot, out, 10) - t0)

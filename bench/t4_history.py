@@ -95,6 +95,7 @@ def populate(root: Path, jobs: int) -> Any:
 
 async def first_paint(settings: Any) -> float:
     import anyio
+    from textual.widgets import TabbedContent
 
     from bench.tui_common import TimedApp, wait_list
     from picsellia_tui.tui.app import AppEngineHandle
@@ -109,7 +110,7 @@ async def first_paint(settings: Any) -> float:
             pane = app.query_one(JobsPane)
             out = app.when(
                 lambda: (
-                    app.query_one("#tabs").active == "jobs"
+                    app.query_one("#tabs", TabbedContent).active == "jobs"
                     and pane.loaded
                     and app.query_one(JobsTable).row_count > 0
                 )
@@ -127,7 +128,7 @@ def query_plans(settings: Any) -> tuple[list[str], list[str]]:
 
     from picsellia_tui.storage.models import Job, Run
 
-    stmts = {
+    stmts: dict[str, Any] = {
         "jobs page (newest first)": select(Job).order_by(col(Job.id).desc()).limit(200),
         "jobs next page (before_id)": select(Job)
         .where(col(Job.id) < 50_000)
