@@ -103,6 +103,17 @@ def install_hooks() -> None:
 
     DE._create = create  # type: ignore[method-assign]
 
+    orig_add_run = repo.add_run
+
+    def add_run(s: Any, job: Any, **kw: Any) -> Any:
+        run = orig_add_run(s, job, **kw)
+        if _reached("launch-tx"):
+            s.flush()  # job and run written in the open transaction, not committed
+            _die("launch-tx")
+        return run
+
+    repo.add_run = add_run  # type: ignore[assignment]
+
     orig_transition = repo.transition
 
     def transition(s: Any, run_id: int, new: RunStatus, **kw: Any) -> Any:
@@ -244,7 +255,9 @@ async def main() -> None:
     install_hooks()
     settings = Settings(**CFG["settings"])
     async with Engine(settings, supervise=True, engine_id=CFG.get("engine_id")) as e:
-        jobs = []
+        jobs: list[dict[str, Any]] = []
+        if CFG.get("started"):
+            Path(CFG["started"]).write_text(e.engine_id)
         for spec in CFG.get("launches", []):
             job = await e.launch(spec["processing"], spec["version"], spec.get("params") or {})
             jobs.append({"job": job.id, "run": job.runs[0].id, "params": spec.get("params")})

@@ -42,19 +42,24 @@ pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.slow]
 AREA = "crashes"
 SEED = int(os.environ.get("RELIABILITY_SEED", "7"))
 
-# (point, how many times it must be reached before the SIGKILL: a range to draw from)
-POINTS: list[tuple[str, tuple[int, int]]] = [
-    ("before-start", (1, 3)),
-    ("after-create", (1, 3)),
-    ("after-start", (1, 3)),
-    ("running-tx", (1, 3)),
-    ("mid-log", (20, 90)),
-    ("mid-log-torn", (20, 90)),
-    ("in-collect", (1, 2)),
-    ("after-store", (1, 2)),
-    ("ingest-tx", (1, 2)),
-    ("fail-tx", (1, 1)),
-    ("timer", (0, 0)),
+# Each plan is a chain of engines SIGKILLed in turn, then a last engine finishes:
+# (point, range to draw "the N-th time the point is reached" from). The first engine
+# launches three runs; the next ones recover, and may die while recovering.
+PLANS: list[list[tuple[str, tuple[int, int]]]] = [
+    [("before-start", (1, 3))],
+    [("after-create", (1, 3))],
+    [("after-start", (1, 3))],
+    [("running-tx", (1, 3))],
+    [("mid-log", (20, 90))],
+    [("mid-log-torn", (20, 90))],
+    [("in-collect", (1, 2))],
+    [("after-store", (1, 2))],
+    [("ingest-tx", (1, 2))],
+    [("fail-tx", (1, 1))],
+    [("launch-tx", (2, 3))],
+    [("timer", (0, 0))],
+    [("mid-log-torn", (20, 60)), ("ingest-tx", (1, 1))],  # dies again while recovering
+    [("timer", (0, 0)), ("timer", (0, 0))],
 ]
 
 
@@ -89,10 +94,63 @@ def _container(client: Any, ws: str, run_id: int) -> tuple[Any, int]:
     return (started[0] if started else None), len(found)
 
 
+async def _crash_one(
+    tmp: Path,
+    k: int,
+    s: Any,
+    point: str,
+    after: int,
+    launches: list[dict[str, Any]],
+    rng: random.Random,
+    tally: Tally,
+) -> str:
+    """Engine number `k` in its own process, SIGKILLed at `point`; where it died."""
+    db = s.database_path
+    marker, started = tmp / f"died-at-{k}", tmp / f"started-{k}"
+    cfg = {
+        "settings": settings_json(s),
+        "crash": None if point == "timer" else {"point": point, "after": after},
+        "keep": True,
+        "marker": str(marker),
+        "started": str(started),
+        "launches": launches,
+    }
+    log = (tmp / f"worker-{k}.log").open("wb")
+    proc = subprocess.Popen(worker_cmd(cfg, tmp / f"cfg-{k}.json"), stdout=log, stderr=log)
+    try:
+        with anyio.fail_after(60):
+            while not started.exists() and proc.poll() is None:
+                await anyio.sleep(0.05)
+        if point == "timer":
+            await anyio.sleep(rng.uniform(0.3, 4.0))  # then a SIGKILL, wherever it is
+        else:
+            with anyio.move_on_after(60):
+                while proc.poll() is None:
+                    if _all_final(db):  # nothing left where the point could be reached
+                        await anyio.sleep(1.0)
+                        if _all_final(db):
+                            break
+                    await anyio.sleep(0.05)
+        if proc.poll() is None:  # the point was not reached: a SIGKILL at a random time
+            proc.kill()
+            if point != "timer":
+                tally.note(AREA, f"{point}/{after} never reached: killed by timer")
+    finally:
+        proc.wait()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL, (tmp / f"worker-{k}.log").read_text()[-2000:]
+    tally.fault(AREA)
+    return marker.read_text() if marker.exists() else "timer"
+
+
+def _all_final(db: Path) -> bool:
+    return query(db, "select count(*) from run where status in ('pending','running')")[0][0] == 0
+
+
 async def _cycle(
-    tmp: Path, point: str, after: int, rng: random.Random, client: Any, tally: Tally
+    tmp: Path, plan: list[tuple[str, int]], rng: random.Random, client: Any, tally: Tally
 ) -> list[str]:
-    """One engine SIGKILLed at `point`, a fresh one finishes; the problems found."""
+    """Engines SIGKILLed in turn as `plan` says, a fresh one finishes; the problems."""
     s = make_settings(
         tmp, executor="docker", keep_failed_containers=True, concurrency=3, lease_timeout_seconds=3
     )
@@ -100,43 +158,23 @@ async def _cycle(
         await e.import_version("m", "v1", [model_file(tmp)], framework="onnx")
         ws = e.ws.workspace_id
     db = s.database_path
-    marker, ready = tmp / "died-at", tmp / "ready.json"
-    cfg = {
-        "settings": settings_json(s),
-        "crash": None if point == "timer" else {"point": point, "after": after},
-        "keep": True,
-        "marker": str(marker),
-        "ready": str(ready),
-        "launches": _launches(rng),
-    }
-    log = (tmp / "worker.log").open("wb")
-    proc = subprocess.Popen(worker_cmd(cfg, tmp / "cfg.json"), stdout=log, stderr=log)
-    try:
-        if point == "timer":
-            with anyio.fail_after(60):
-                while not ready.exists():
-                    await anyio.sleep(0.05)
-            await anyio.sleep(rng.uniform(0.3, 4.0))
-            proc.kill()
-        with anyio.move_on_after(60):
-            while proc.poll() is None:
-                await anyio.sleep(0.05)
-        if proc.poll() is None:  # the point was never reached: a SIGKILL at a random time
-            proc.kill()
-            tally.note(AREA, f"{point}/{after} never reached: killed by timer")
-    finally:
-        proc.wait()
-        log.close()
-    assert proc.returncode == -signal.SIGKILL, (tmp / "worker.log").read_text()[-2000:]
-    tally.fault(AREA)
-    in_flight = {
-        rid for (rid,) in query(db, "select id from run where status in ('pending','running')")
-    }
-    tally.hit(AREA, len(in_flight))
-    assert integrity(db) == "ok"
+    died = []
+    in_flight: set[int] = set()
+    for k, (point, after) in enumerate(plan):
+        launches = _launches(rng) if k == 0 else []
+        died.append(await _crash_one(tmp, k, s, point, after, launches, rng, tally))
+        if k == 0:
+            in_flight = {
+                rid
+                for (rid,) in query(db, "select id from run where status in ('pending','running')")
+            }
+            tally.hit(AREA, len(in_flight))
+        assert integrity(db) == "ok"
 
-    async with Engine(s, supervise=True) as e:
-        await _wait_all_final(db, 120)
+    async with Engine(s, supervise=True):
+        with anyio.fail_after(120):
+            while not _all_final(db):
+                await anyio.sleep(0.2)
 
     problems: list[str] = []
     runs = query(
@@ -189,8 +227,8 @@ async def _cycle(
     problems += history_problems(db)
     if integrity(db) != "ok":
         problems.append("integrity_check failed")
-    died = marker.read_text() if marker.exists() else "timer"
-    return [f"[{died}/{after}] {p}" for p in problems]
+    where = " then ".join(died)
+    return [f"[{where}] {p}" for p in problems]
 
 
 async def test_engine_sigkilled_at_every_point_runs_end_truthfully(
@@ -208,21 +246,19 @@ async def test_engine_sigkilled_at_every_point_runs_end_truthfully(
 
     monkeypatch.setattr(DockerExecutor, "remove", keep)
     rng = random.Random(SEED)
-    plan = [(p, rng.randint(*r) if r != (0, 0) else 0) for p, r in POINTS]
+    plans = [[(p, rng.randint(*r) if r != (0, 0) else 0) for p, r in plan] for plan in PLANS]
     only = os.environ.get("RELIABILITY_POINTS")  # e.g. "after-create,timer" to debug one
     if only:
-        plan = [(p, a) for p, a in plan if p in only.split(",")]
+        plans = [p for p in plans if p[0][0] in only.split(",")]
     problems: list[str] = []
     limiter = anyio.CapacityLimiter(4)
 
-    async def one(i: int, point: str, after: int) -> None:
-        tmp = tmp_path / f"c{i}-{point}"
+    async def one(i: int, plan: list[tuple[str, int]]) -> None:
+        tmp = tmp_path / f"c{i}-{plan[0][0]}"
         tmp.mkdir()
         async with limiter:
             try:
-                found = await _cycle(
-                    tmp, point, after, random.Random(SEED + i), docker_client, tally
-                )
+                found = await _cycle(tmp, plan, random.Random(SEED + i), docker_client, tally)
             finally:
                 import sqlite3
 
@@ -238,8 +274,8 @@ async def test_engine_sigkilled_at_every_point_runs_end_truthfully(
 
     start = time.monotonic()
     async with anyio.create_task_group() as tg:
-        for i, (point, after) in enumerate(plan):
-            tg.start_soon(one, i, point, after)
+        for i, plan in enumerate(plans):
+            tg.start_soon(one, i, plan)
     runs = sum(query(db, "select count(*) from run")[0][0] for db in tmp_path.glob("c*/data/*.db"))
     assert only or runs >= 20, f"only {runs} runs went through a crash cycle"
     assert not problems, "\n".join(problems) + f"\n({time.monotonic() - start:.0f}s)"

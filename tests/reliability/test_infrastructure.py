@@ -54,6 +54,8 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
             if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
+        else:  # still busy (a file left open): detach it rather than leave it mounted
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def _grow(path: Path, size: str) -> None:
