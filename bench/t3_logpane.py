@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ async def key_latency(root: Path, presses: int, rate: int) -> tuple[list[float],
 
     handle = _handle(root, executor="docker")
     await anyio.to_thread.run_sync(handle.start)
+    ws_id = handle.engine.ws.workspace_id
     try:
         ref = await anyio.to_thread.run_sync(lambda: handle.call(lambda e: seed(e, root)))
         app = TimedApp(handle, frozen_time=True)
@@ -177,6 +179,11 @@ async def key_latency(root: Path, presses: int, rate: int) -> tuple[list[float],
         return idle, busy, shown_rate
     finally:
         await anyio.to_thread.run_sync(handle.stop)
+        subprocess.run(  # this workspace's containers only
+            f"docker ps -aq --filter label=picsellia-tui.workspace={ws_id} | xargs -r docker rm -f",
+            shell=True,
+            capture_output=True,
+        )
 
 
 def main(quick: bool) -> list[Row]:
