@@ -199,7 +199,12 @@ def list_jobs(
         q = q.where(col(Job.updated_at) > changed_since)
     if before_id is not None:
         q = q.where(col(Job.id) < before_id)
-    q = q.order_by(col(Job.id).desc()).offset(offset).limit(limit)
+    if changed_since is not None:
+        # Walk ix_job_updated_at from the newest change, not the whole table.
+        q = q.order_by(col(Job.updated_at).desc(), col(Job.id).desc())
+    else:
+        q = q.order_by(col(Job.id).desc())
+    q = q.offset(offset).limit(limit)
     names = Names(s)
     return [job_view(s, j, names) for j in s.exec(q)]
 

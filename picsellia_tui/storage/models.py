@@ -103,7 +103,10 @@ class VersionFile(SQLModel, table=True):
 
 class Job(SQLModel, table=True):
     __tablename__ = "job"
-    __table_args__ = (Index("ix_job_created_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_job_created_at", "created_at"),
+        Index("ix_job_updated_at", "updated_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     processing_id: int = Field(foreign_key="processing.id", index=True)
     processing_name: str

@@ -73,7 +73,7 @@ def test_upgrade_from_older_revision_keeps_and_backfills_data(tmp_path: Path) ->
                 {"a": attempt, "s": status, "t": now},
             )
     db.migrate()
-    assert current_revision(db) == "0002"
+    assert current_revision(db) == "0003"
     with db.engine.connect() as c:
         row = c.execute(text("SELECT last_status, attempts, updated_at FROM job")).one()
         assert row[0] == "succeeded" and row[1] == 2 and row[2] is not None
@@ -84,6 +84,14 @@ def test_upgrade_from_older_revision_keeps_and_backfills_data(tmp_path: Path) ->
             )
         )
         assert "ix_job_last_status" in plan
+        plan = " ".join(
+            r[3]
+            for r in c.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT * FROM job WHERE updated_at > '2026-01-01' "
+                "ORDER BY updated_at DESC, id DESC LIMIT 100"
+            )
+        )
+        assert "ix_job_updated_at" in plan
 
 
 def test_write_transactions_are_immediate(tmp_path: Path) -> None:
