@@ -361,9 +361,10 @@ class LogReader:
         # Frames delivered recently, to resume a stream without losing or doubling
         # any: key (ts, stream, hash(payload)) -> how many times delivered.
         self._max_ts: int | None = None
-        self._seen: dict[tuple[int, int, int], int] = {}
-        self._seen_order: deque[tuple[int, int, int]] = deque()
-        self._replay: dict[tuple[int, int, int], int] | None = None  # counts in a resumed stream
+        self._seen: dict[int, int] = {}
+        self._seen_order: deque[tuple[int, int]] = deque()  # (ts, key), oldest first
+        self._replay: dict[int, int] | None = None  # counts in a resumed stream
+        self._replay_until = 0
         self._last_data = time.monotonic()
 
     # -- control, from any thread
@@ -437,23 +438,27 @@ class LogReader:
             data = payload
         else:
             data = payload[sp + 1 :]
-        key = (ts, stream_id, hash(data))
+        # One int per frame, not a tuple: at 50k lines/s the window holds 250k keys.
+        key = hash((ts, stream_id, data))
         seen = self._seen
         if self._replay is not None:
-            n = self._replay.get(key, 0) + 1
-            self._replay[key] = n
-            if n <= seen.get(key, 0):
-                return  # delivered before the stream was reopened
+            if ts > self._replay_until:
+                self._replay = None  # past everything delivered before: plain again
+            else:
+                n = self._replay.get(key, 0) + 1
+                self._replay[key] = n
+                if n <= seen.get(key, 0):
+                    return  # delivered before the stream was reopened
         count = seen.get(key, 0)
         seen[key] = count + 1
         if not count:
-            self._seen_order.append(key)
+            self._seen_order.append((ts, key))
         if self._max_ts is None or ts > self._max_ts:
             self._max_ts = ts
             horizon = ts - RESUME_WINDOW_NS
             order = self._seen_order
             while order and order[0][0] < horizon:
-                seen.pop(order.popleft(), None)
+                seen.pop(order.popleft()[1], None)
         self._assembler.feed(_STREAMS.get(stream_id, "stdout"), ts, data, out)
 
     def _read_stream(self, res: Any, emit: Callable[[list[LogLine]], None]) -> None:
@@ -484,6 +489,9 @@ class LogReader:
         the newest frame and skip by identity, rather than trusting `since` alone.
         """
         self._replay = {}
+        # Frames stamped a window past the newest delivered one cannot have been
+        # delivered: replay bookkeeping stops there, so it stays bounded.
+        self._replay_until = (self._max_ts or 0) + RESUME_WINDOW_NS
         if self._max_ts is None:
             return self._since
         return max(self._since or 0, self._max_ts - RESUME_WINDOW_NS) or None
