@@ -13,10 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 
 from picsellia_tui.engine.executors.base import LogLine
-from picsellia_tui.engine.logtext import secret_masker
+from picsellia_tui.engine.logtext import mask_across, secret_masker, secret_pattern
 from picsellia_tui.storage.logfile import LogWriter
 
 HIGH_WATER = 50_000
+# Executors cut lines longer than 1 MiB into pieces, maybe in the middle of a secret:
+# with secrets to mask, a line this long waits for the next line of its stream and the
+# two are masked as one.
+LONG_LINE = 256 * 1024
 
 
 class LogSink:
@@ -32,6 +36,7 @@ class LogSink:
         self.on_stall = on_stall
         self.stalled: str | None = None  # why lines cannot be stored right now
         self._mask = secret_masker(secrets) if secrets else None
+        self._secret_rx = secret_pattern(secrets) if secrets else None
         self.on_stored = on_stored
         self._limiter = limiter
         self._buf: list[LogLine] = []
@@ -50,15 +55,39 @@ class LogSink:
         """Flush what we hold, then follow from the last stored line."""
         await self.flush()
         since = self.writer.resume()
-        async for line in open_stream(since):
-            if self._mask is not None:
-                line = LogLine(line.ts_ns, line.stream, self._mask(line.text))
-            self._buf.append(line)
-            self.received += 1
-            self._ready.set()
-            if len(self._buf) >= HIGH_WATER:
-                self._room = anyio.Event()
-                await self._room.wait()
+        rx, mask = self._secret_rx, self._mask
+        held: dict[str, LogLine] = {}  # per stream: a long piece, raw, awaiting the next
+        try:
+            async for line in open_stream(since):
+                if rx is None or mask is None:
+                    await self._put(line)
+                    continue
+                text = line.text
+                prev = held.pop(line.stream, None)
+                if prev is not None:
+                    a, shown, carry = mask_across(prev.text, text, rx)
+                    await self._put(LogLine(prev.ts_ns, prev.stream, a))
+                    text = text[carry:]
+                else:
+                    shown = mask(text)
+                if len(line.text) >= LONG_LINE:
+                    held[line.stream] = LogLine(line.ts_ns, line.stream, text)
+                    continue
+                await self._put(LogLine(line.ts_ns, line.stream, shown))
+        finally:
+            for prev in held.values():  # the stream ended (or was cut) after a long line
+                assert mask is not None
+                self._buf.append(LogLine(prev.ts_ns, prev.stream, mask(prev.text)))
+                self.received += 1
+                self._ready.set()
+
+    async def _put(self, line: LogLine) -> None:
+        self._buf.append(line)
+        self.received += 1
+        self._ready.set()
+        if len(self._buf) >= HIGH_WATER:
+            self._room = anyio.Event()
+            await self._room.wait()
 
     async def run(self) -> None:
         """Flush whenever lines are waiting; run it in a task beside `follow`."""

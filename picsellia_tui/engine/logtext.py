@@ -181,3 +181,37 @@ def secret_masker(secrets: Iterable[str]) -> Callable[[str], str]:
     if rx is None:
         return lambda text: text
     return lambda text: rx.sub(MASK, text)
+
+
+def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """The compiled pattern `secret_masker` uses (None when nothing to mask)."""
+    return _secret_rx(tuple(sorted(str(s) for s in secrets if s)))
+
+
+def mask_across(a: str, b: str, rx: re.Pattern[str]) -> tuple[str, str, int]:
+    """Mask two consecutive pieces of one line as if joined (a long line is cut
+    into pieces, maybe in the middle of a secret). Returns the masked pieces, each
+    mask in the piece where its secret starts, and how many characters at the start
+    of `b` belonged to a secret masked in `a`."""
+    joined = a + b
+    cut = len(a)
+    out_a: list[str] = []
+    out_b: list[str] = []
+    pos = 0
+    carry = 0
+
+    def keep(start: int, end: int) -> None:
+        if start < cut:
+            out_a.append(joined[start : min(end, cut)])
+        if end > cut:
+            out_b.append(joined[max(start, cut) : end])
+
+    for m in rx.finditer(joined):
+        start, end = m.span()
+        keep(pos, start)
+        (out_a if start < cut else out_b).append(MASK)
+        if start < cut < end:
+            carry = end - cut
+        pos = end
+    keep(pos, len(joined))
+    return "".join(out_a), "".join(out_b), carry
