@@ -402,3 +402,57 @@ async def test_run_on_a_host_with_an_unknown_key_fails_at_once(
     ok = run.status == "failed" and "host key unknown" in first and message_problem(first) is None
     tally.bad(AREA, ok, f"run on an ssh host with an unknown key: {first!r}")
     assert ok, run
+
+
+@pytest.mark.docker
+async def test_a_secret_cut_in_two_by_a_long_line_is_still_masked(
+    tmp_path: Path, tally: Tally, probe_image: str, workspace_containers: list[str]
+) -> None:
+    """Lines over 1 MiB are stored in pieces; a secret straddling the cut leaked as
+    two halves (each too short to match)."""
+    s = make_settings(tmp_path, executor="docker")
+    async with Engine(s, supervise=True) as e:
+        workspace_containers.append(e.ws.workspace_id)
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        job = await e.launch("rel-probe", "m/v1", {"logs": "secret-at-cut", "token": SECRET})
+        with anyio.fail_after(90):
+            run = await e.wait_run(job.runs[0].id)
+    assert run.status == "succeeded", run.error_summary
+    data = Path(run.log_path).read_bytes()
+    halves = [SECRET[:n] for n in range(5, len(SECRET))] + [
+        SECRET[-n:] for n in range(5, len(SECRET))
+    ]
+    leaked = [h for h in halves if h.encode() in data]
+    tally.bad(AREA, not leaked, f"secret cut by a long line leaked as {leaked[:2]}")
+    assert not leaked
+    with LogReader(Path(run.log_path)) as reader:
+        texts = [r.text for r in reader.records(0)]
+    assert sum(t.count(MASK) for t in texts) >= 8  # every straddling secret masked
+
+
+def test_mask_across_equals_masking_the_joined_line() -> None:
+    import re as _re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from picsellia_tui.engine.logtext import mask_across, secret_pattern
+
+    rx = secret_pattern([SECRET, "abcd"])
+    assert rx is not None
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.text("xyzabcd" + SECRET[:6], max_size=40), st.text("xyzabcd" + SECRET[-6:], max_size=40)
+    )
+    def prop(a: str, b: str) -> None:
+        a2, b2, carry = mask_across(a, b, rx)
+        assert a2 + b2 == rx.sub(MASK, a + b)
+        assert SECRET not in a2 and SECRET not in b2 and 0 <= carry <= len(b)
+
+    prop()
+    for cut in range(1, len(SECRET)):
+        line = "x" * 5 + SECRET + "y" * 5
+        a2, b2, _ = mask_across(line[: 5 + cut], line[5 + cut :], rx)
+        assert a2 == "x" * 5 + MASK and b2 == "y" * 5
+        assert not _re.search("|".join(map(_re.escape, (SECRET[:4], SECRET[-4:]))), a2 + b2)
