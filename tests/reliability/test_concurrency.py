@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -22,6 +23,8 @@ from picsellia_tui.engine.executors.process import ProcessExecutor
 from picsellia_tui.storage.logfile import LogReader
 from tests.reliability.helpers import (
     Tally,
+    cli_env,
+    config_file,
     expected_stderr_head,
     expected_stdout,
     history_problems,
@@ -37,6 +40,7 @@ from tests.reliability.helpers import (
 
 pytestmark = pytest.mark.anyio
 AREA = "concurrency"
+CLI = Path(sys.executable).with_name("picsellia-tui")
 SEED = int(os.environ.get("RELIABILITY_SEED", "7"))
 
 
@@ -46,6 +50,7 @@ async def _three_engines(
     """Run three engine processes doing random operations until every run is final;
     returns every operation's outcome."""
     go, stop = tmp / "go", tmp / "stop"
+    cli_problems: list[str] = []
     procs = []
     per = [launches // 3 + (1 if i < launches % 3 else 0) for i in range(3)]
     for i in range(3):
@@ -67,11 +72,24 @@ async def _three_engines(
         procs.append(
             (subprocess.Popen(worker_cmd(cfg, tmp / f"cfg-{i}.json"), stdout=log, stderr=log), log)
         )
+    cfg_file = config_file(s, tmp / "config.toml")
+    clis: list[subprocess.Popen[str]] = []
     try:
         await anyio.sleep(2.0)  # all three open the workspace and wait for `go`
         go.touch()
         with anyio.fail_after(timeout):
             while True:
+                if len(clis) < 6:  # the command line reads the database meanwhile
+                    args = ["jobs", "list", "--json"] if len(clis) % 2 else ["jobs", "show", "1"]
+                    clis.append(
+                        subprocess.Popen(
+                            [str(CLI), "--config", str(cfg_file), *args],
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                            env=cli_env(),
+                        )
+                    )
                 done = all(
                     (tmp / f"ops-{i}.jsonl").exists()
                     and '"finished"' in (tmp / f"ops-{i}.jsonl").read_text()
@@ -89,13 +107,21 @@ async def _three_engines(
         stop.touch()
         for p, _ in procs:
             p.wait(timeout=60)
+        for c in clis:
+            _, err = c.communicate(timeout=120)
+            if c.returncode != 0 or "locked" in err or "Traceback" in err:
+                cli_problems.append(f"CLI exited {c.returncode}: {err.strip()[:300]}")
     finally:
+        for c in clis:
+            if c.poll() is None:
+                c.kill()
+                c.communicate()
         for p, log in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
             log.close()
-    ops = []
+    ops: list[dict[str, Any]] = [{"op": "cli", "problem": p} for p in cli_problems]
     for i in range(3):
         ops += [json.loads(line) for line in (tmp / f"ops-{i}.jsonl").read_text().splitlines()]
     return ops
@@ -108,6 +134,9 @@ def _check_everything(
     problems: list[str] = []
     # -- operations: refused ones say why in one line; nothing crashed or was locked
     for op in ops:
+        if op["op"] == "cli":
+            problems.append(op["problem"])
+            continue
         if op["op"] == "finished" or op.get("skipped"):
             continue
         msg = op.get("msg", "")
@@ -207,7 +236,7 @@ async def test_three_engines_fifty_launches_process_executor(tmp_path: Path, tal
     n_runs = query(s.database_path, "select count(*) from run")[0][0]
     launched = sum(1 for o in ops if o["op"] == "launch" and o.get("ok"))
     refused = [o for o in ops if o.get("refused")]
-    tally.fault(AREA, len(ops) - 3)  # every concurrent operation is a chance to race
+    tally.fault(AREA, sum(1 for o in ops if o["op"] not in ("finished", "cli")))  # each may race
     tally.hit(AREA, n_runs)
     tally.survived(AREA, n_runs if not problems else 0)
     # Refused re-runs and cancels are the expected answer to a race: one clear line.
@@ -235,7 +264,7 @@ async def test_three_engines_on_docker(
     ops = await _three_engines(tmp_path, s, launches=9, reruns=6, cancels=3, timeout=240)
     problems = _check_everything(tmp_path, s, ops, tally, logs=True)
     n_runs = query(s.database_path, "select count(*) from run")[0][0]
-    tally.fault(AREA, len(ops) - 3)
+    tally.fault(AREA, sum(1 for o in ops if o["op"] not in ("finished", "cli")))
     tally.hit(AREA, n_runs)
     tally.survived(AREA, n_runs if not problems else 0)
     for o in ops:
