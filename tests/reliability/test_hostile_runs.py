@@ -268,3 +268,55 @@ async def test_a_backlog_slower_than_the_drain_grace_is_not_cut(
     tally.fault("crashes")  # a slow disk under a flood
     tally.hit("crashes")
     tally.survived("crashes")
+
+
+async def test_tui_shows_a_hostile_log_without_raw_controls_and_survives(
+    tmp_path: Path, tally: Tally
+) -> None:
+    """The log pane on a log full of control sequences, broken bytes and a 1 MB
+    line: nothing raw on screen (title, clear, hyperlink, bell), the app responsive."""
+    from textual.widgets import TabbedContent
+
+    from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
+    from picsellia_tui.tui.widgets.log_view import LogView
+
+    handle = AppEngineHandle(make_settings(tmp_path), supervise=True)
+    handle.start()
+    try:
+        f = model_file(tmp_path)
+        handle.call(lambda e: e.import_version("m", "v1", [f], framework="onnx"))
+        job = handle.call(lambda e: e.launch("rel-probe", "m/v1", {"logs": "hostile", "lines": 1}))
+        run = handle.call(lambda e: e.wait_run(job.runs[0].id))
+        assert run.status == "succeeded"
+        app = PicselliaApp(handle, frozen_time=True)
+        async with app.run_test(size=(120, 36)) as pilot:
+
+            def screen() -> str:
+                strips = app.screen._compositor.render_strips()
+                return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+            for _ in range(200):
+                if app.screen.query(TabbedContent):
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("3")
+            log = app.screen.query_one(LogView)
+            for _ in range(300):
+                if log.reader is not None and len(log.reader) > 10:
+                    break
+                await pilot.pause(0.05)
+            await pilot.press("enter", "g")  # into the log, from the top
+            seen = []
+            for keys in ((), ("w",), ("t",), ("G",), ("w",), ("g",)):
+                await pilot.press(*keys)
+                await pilot.pause(0.3)
+                text = screen()
+                seen.append(text)
+                bad = RAW_RX.search(text) or "\x1b" in text
+                assert not bad, f"raw control on screen after {keys}: {bad}"
+            assert any("progress 100%" in t for t in seen), seen[0]
+            assert all("pwned-title" not in t for t in seen)
+            assert app.is_running
+        tally.bad(AREA, True, "TUI on a hostile log")
+    finally:
+        handle.stop()
