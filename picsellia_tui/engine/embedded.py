@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from picsellia_tui.engine.config import Settings
@@ -35,6 +37,8 @@ class EngineHandle:
         self._engine: Engine | None = None
         self._callbacks: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
+        self._serving: Future[None] | None = None
+        self._stop_event: anyio.Event | None = None
 
     @property
     def engine(self) -> Engine:
@@ -42,17 +46,26 @@ class EngineHandle:
         return self._engine
 
     def start(self) -> None:
+        """Open the workspace in the engine thread; raises what opening raised."""
         self._portal_cm = start_blocking_portal()
-        self._portal = self._portal_cm.__enter__()
-        engine = Engine(self.settings, supervise=self.supervise)
+        portal = self._portal_cm.__enter__()
+
+        # The engine's task group must be entered and left by the same task: one
+        # long task of the portal holds it until stop().
+        async def serve(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            async with Engine(self.settings, supervise=self.supervise) as engine:
+                stop = anyio.Event()
+                task_status.started((engine, stop))
+                await stop.wait()
+
         try:
-            self._portal.call(engine.__aenter__)
+            self._serving, (engine, self._stop_event) = portal.start_task(serve)
         except BaseException:
             self._portal_cm.__exit__(None, None, None)
-            self._portal = None
             raise
+        self._portal = portal
         self._engine = engine
-        self._portal.start_task_soon(self._pump)
+        portal.start_task_soon(self._pump)
 
     async def _pump(self) -> None:
         stream = self.engine.subscribe()
@@ -83,7 +96,8 @@ class EngineHandle:
             return
         portal, self._portal = self._portal, None
         try:
-            if self._engine is not None:
-                portal.call(self._engine.__aexit__, None, None, None)
+            assert self._stop_event is not None and self._serving is not None
+            portal.call(self._stop_event.set)
+            self._serving.result(timeout=60)
         finally:
             self._portal_cm.__exit__(None, None, None)

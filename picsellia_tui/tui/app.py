@@ -11,15 +11,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import anyio
-from anyio.from_thread import start_blocking_portal
 from textual import work
 from textual.app import App
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from picsellia_tui.engine.config import Settings
-from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.embedded import EngineHandle
 from picsellia_tui.engine.events import (
     ExternalChange,
@@ -37,44 +34,8 @@ from picsellia_tui.tui.widgets.format import Clock
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.versions import VersionsPane
 
-
-class AppEngineHandle(EngineHandle):
-    """EngineHandle whose engine lives in one long task of the portal.
-
-    `Engine.__aenter__` opens a task group; entered by one `portal.call` and left
-    by another, anyio refuses it ("cancel scope that isn't the current task's").
-    Here the engine is entered and left by the same task, which waits for stop().
-    Same interface as EngineHandle (start, on_event, call, stop).
-    """
-
-    def start(self) -> None:
-        self._portal_cm = start_blocking_portal()
-        portal = self._portal_cm.__enter__()
-
-        async def serve(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-            async with Engine(self.settings, supervise=self.supervise) as engine:
-                stop = anyio.Event()
-                task_status.started((engine, stop))
-                await stop.wait()
-
-        try:
-            self._serving, (engine, self._stop_event) = portal.start_task(serve)
-        except BaseException:
-            self._portal_cm.__exit__(None, None, None)
-            raise
-        self._portal = portal
-        self._engine = engine
-        portal.start_task_soon(self._pump)
-
-    def stop(self) -> None:
-        if self._portal is None:
-            return
-        portal, self._portal = self._portal, None
-        try:
-            portal.call(self._stop_event.set)
-            self._serving.result(timeout=60)
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+# The engine's own handle now keeps its task group in one portal task.
+AppEngineHandle = EngineHandle
 
 
 class PicselliaApp(App[None]):
