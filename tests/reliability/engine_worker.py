@@ -9,8 +9,8 @@ CONFIG (JSON):
                point is reached (see POINTS); `marker` gets the point's name first
   keep         true: never remove containers / run folders (the test compares
                `docker logs` with the stored log, then cleans up itself)
-  launches     [{"processing", "version", "params"}] launched at start; job ids go
-               to `ready` as JSON
+  started      a file written once the engine is up
+  launches     [{"processing", "version", "params"}] launched at start
   ops          {"seed", "launches", "reruns", "cancels", "go", "out"}: wait for the
                `go` file, then launch / re-run / cancel at random among all jobs of
                the database, one JSON line per operation in `out`
@@ -255,16 +255,10 @@ async def main() -> None:
     install_hooks()
     settings = Settings(**CFG["settings"])
     async with Engine(settings, supervise=True, engine_id=CFG.get("engine_id")) as e:
-        jobs: list[dict[str, Any]] = []
         if CFG.get("started"):
             Path(CFG["started"]).write_text(e.engine_id)
         for spec in CFG.get("launches", []):
-            job = await e.launch(spec["processing"], spec["version"], spec.get("params") or {})
-            jobs.append({"job": job.id, "run": job.runs[0].id, "params": spec.get("params")})
-        if CFG.get("ready"):
-            tmp = Path(CFG["ready"] + ".tmp")
-            tmp.write_text(json.dumps({"jobs": jobs, "engine": e.engine_id}))
-            os.replace(tmp, CFG["ready"])
+            await e.launch(spec["processing"], spec["version"], spec.get("params") or {})
         if CFG.get("ops"):
             await run_ops(e, CFG["ops"])
         stop = CFG.get("stop")
