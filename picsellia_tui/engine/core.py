@@ -220,6 +220,10 @@ class Engine:
     async def jobs(self, **kw: Any) -> list[JobView]:
         return await self._db(self._read(lambda s: queries.list_jobs(s, **kw)))
 
+    async def latest_runs(self, job_ids: list[int]) -> dict[int, RunView]:
+        """Each job's latest run (for a list's duration column), one query."""
+        return await self._db(self._read(lambda s: queries.latest_runs(s, job_ids)))
+
     async def count_jobs(self, status: str | None = None) -> int:
         return await self._db(self._read(lambda s: queries.count_jobs(s, status)))
 

@@ -209,6 +209,20 @@ def list_jobs(
     return [job_view(s, j, names) for j in s.exec(q)]
 
 
+def latest_runs(s: Session, job_ids: list[int]) -> dict[int, RunView]:
+    """The latest run of each job, in one query (ix_run_job_attempt)."""
+    if not job_ids:
+        return {}
+    names = Names(s)
+    out: dict[int, RunView] = {}
+    rows = s.exec(
+        select(Run).where(col(Run.job_id).in_(job_ids)).order_by(col(Run.job_id), col(Run.attempt))
+    )
+    for r in rows:
+        out[r.job_id] = run_view(r, names)  # the highest attempt wins
+    return out
+
+
 def count_jobs(s: Session, status: str | None = None) -> int:
     q = select(func.count()).select_from(Job)
     if status:

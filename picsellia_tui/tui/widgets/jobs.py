@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import anyio
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -244,7 +243,7 @@ class JobsPane(EngineAccess, Vertical):
     @work(thread=True, exit_on_error=False, group="jobs-runs")
     def _fetch_runs(self, ids: list[int]) -> None:
         try:
-            runs = self.engine_call(lambda e: _latest_runs(e, ids))
+            runs = self.engine_call(lambda e: e.latest_runs(ids))
         finally:
             self._runs_fetching = False
         self.app.call_from_thread(self._runs_loaded, runs)
@@ -626,24 +625,6 @@ class JobsPane(EngineAccess, Vertical):
         self.app.call_from_thread(self.app.notify, f"Job {job_id}: cancelling run #{run.attempt}…")
         self._need_changes = True
         self._need_detail = True
-
-
-async def _latest_runs(e: Any, ids: list[int]) -> dict[int, RunView]:
-    """The latest run of each job (for the duration column), fetched concurrently."""
-    out: dict[int, RunView] = {}
-
-    async def one(job_id: int) -> None:
-        try:
-            full = await e.job(job_id)
-        except EngineError:
-            return
-        if full.runs:
-            out[job_id] = full.runs[-1]
-
-    async with anyio.create_task_group() as tg:
-        for job_id in ids:
-            tg.start_soon(one, job_id)
-    return out
 
 
 def error_panel(run: RunView) -> tuple[str, Text]:
