@@ -20,6 +20,7 @@ from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.hosts import HostConfig
 from picsellia_tui.storage.logfile import LogReader
 from tests.core.helpers import make_settings, model_file
+from tests.dockerd import restart_dockerd
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,34 +256,6 @@ async def test_remote_host_over_ssh(
         assert r.status == "failed" and "asked to fail" in (r.error_summary or "")
 
 
-def _restart_dockerd() -> None:
-    """Stop the daemon (it stops its containers) and start it again, as docker-up does."""
-    import time
-
-    out = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True)
-    if out.returncode != 0 or os.geteuid() != 0:
-        pytest.fail("dockerd must run here, as root, for the restart test")
-    pid = int(out.stdout.split()[0])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 90
-    while Path(f"/proc/{pid}").exists():
-        if time.monotonic() > deadline:
-            pytest.fail("dockerd did not stop within 90 s")
-        time.sleep(0.2)
-    with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen(
-            ["dockerd"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        if time.monotonic() > deadline + 60:
-            pytest.fail("dockerd did not come back")
-        time.sleep(0.5)
-
-
 @pytest.mark.slow
 async def test_dockerd_restarted_mid_run_ends_truthfully(
     docker_settings: Any, tmp_path: Path
@@ -294,7 +267,7 @@ async def test_dockerd_restarted_mid_run_ends_truthfully(
         with anyio.fail_after(20):
             while len(LogReader(Path(run.log_path))) < 10:
                 await anyio.sleep(0.05)
-        await anyio.to_thread.run_sync(_restart_dockerd)
+        await anyio.to_thread.run_sync(restart_dockerd)
         with anyio.fail_after(150):
             run = await e.wait_run(run.id)
         assert run.status == "failed"

@@ -22,6 +22,7 @@ from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.docker_executor import DockerExecutor
 from picsellia_tui.engine.hosts import HostConfig
 from picsellia_tui.storage.logfile import LogReader
+from tests.dockerd import restart_dockerd
 from tests.reliability.helpers import (
     Tally,
     docker_log_lines,
@@ -233,27 +234,6 @@ async def test_ssh_connection_dropped_mid_run_engine_reconnects_log_whole(
 # ------------------------------------------------------------------------ dockerd restart
 
 
-def _restart_dockerd() -> None:
-    """Stop the daemon (it stops its containers) and start it as docker-up does."""
-    out = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True)
-    if out.returncode != 0 or os.geteuid() != 0:
-        pytest.skip("dockerd must run here, as root, to restart it")
-    pid = int(out.stdout.split()[0])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 90
-    while Path(f"/proc/{pid}").exists():
-        assert time.monotonic() < deadline, "dockerd did not stop within 90 s"
-        time.sleep(0.2)
-    with open("/var/log/dockerd.log", "ab") as log:
-        subprocess.Popen(
-            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        assert time.monotonic() < deadline + 60, "dockerd did not come back"
-        time.sleep(0.5)
-
-
 @pytest.mark.docker
 @pytest.mark.slow
 async def test_dockerd_restarted_mid_run_status_true_log_equals_docker_logs(
@@ -285,7 +265,7 @@ async def test_dockerd_restarted_mid_run_status_true_log_equals_docker_logs(
                 await anyio.sleep(0.05)
         tally.fault(AREA)
         tally.hit(AREA)
-        await anyio.to_thread.run_sync(_restart_dockerd)
+        await anyio.to_thread.run_sync(restart_dockerd)
         with anyio.fail_after(150):
             run = await e.wait_run(rid)
         # The daemon stopped the container: the run failed, and says so in one line.
