@@ -1048,15 +1048,20 @@ class Engine:
             await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
         dest = self.ws.scratch_dir / f"outputs-{run_id}-{uuid.uuid4().hex[:6]}"
+        refused: Exception | None = None
+        version = None
         try:
             await ex.collect_outputs(ref, dest, self.settings.output_quota_bytes)
             version = await self._db(lambda: self._ingest(run_id, job, dest, mode, log_note))
         except (ExecutorError, EngineError) as exc:
-            await self._fail(run_id, f"outputs refused: {exc}", exit_code=0)
+            refused = exc
+        finally:
+            # Gone before the final status is written: nothing half-kept after it.
+            await self._db(lambda: shutil.rmtree(dest, ignore_errors=True))
+        if refused is not None:
+            await self._fail(run_id, f"outputs refused: {refused}", exit_code=0)
             await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
-        finally:
-            await self._db(lambda: shutil.rmtree(dest, ignore_errors=True))
         if version is not None:
             self.events.publish(VersionCreated(*version))
         self.events.publish(RunChanged(run_id, job.id or 0, RunStatus.SUCCEEDED.value))
