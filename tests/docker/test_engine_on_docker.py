@@ -44,7 +44,8 @@ async def _seed(e: Engine, tmp: Path) -> None:
 
 def _containers(client: Any, workspace: str, job_id: int) -> list[Any]:
     labels = [f"picsellia-tui.job_id={job_id}", f"picsellia-tui.workspace={workspace}"]
-    return client.containers.list(all=True, filters={"label": labels})
+    # sparse: no per-container inspect, which races with the engine removing them
+    return client.containers.list(all=True, sparse=True, filters={"label": labels})
 
 
 def _workspace_id(settings: Any) -> str:
@@ -71,6 +72,7 @@ async def test_live_log_success_failure_and_cancel(
                 await anyio.sleep(0.05)
         assert (await e.run(run_id)).status == "running"
         (c,) = _containers(docker_client, e.ws.workspace_id, job.id)
+        c.reload()
         assert c.status == "running"
         hc = c.attrs["HostConfig"]
         assert hc["Privileged"] is False and "no-new-privileges" in str(hc["SecurityOpt"])

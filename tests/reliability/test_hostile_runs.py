@@ -156,13 +156,16 @@ async def test_hostile_log_bytes_stored_whole_and_never_raw_on_a_terminal(
 
         client = docker.from_env()
         try:
-            assert texts == docker_log_lines(client.containers.get(kept[0]))
+            # Same lines, none lost or doubled. Across stdout and stderr the order of
+            # a line over 256K characters may differ (it waits for its stream's
+            # next line so a secret cannot straddle the cut): compare as multisets.
+            assert sorted(texts) == sorted(docker_log_lines(client.containers.get(kept[0])))
         finally:
             client.close()
-    # Every hostile line arrived, each as one record; the 1 MB line whole, and last.
+    # Every hostile line arrived, each as one record; the 1 MB line whole.
     for marker in HOSTILE_LOG_MARKERS:
         assert any(t.startswith(marker + " ") for t in texts), marker
-    assert texts[-1] == "Z" * 1_000_000, f"last record is {len(texts[-1])} chars"
+    assert "Z" * 1_000_000 in texts, "the 1 MB line is not stored whole"
     assert "nul \x00 byte" in texts
     assert any(t.startswith("bad utf8 \ufffd") for t in texts)
     problems = []
