@@ -451,17 +451,94 @@ def launch(
     from picsellia_tui.tui.output import emit_json
 
     params = _params(param)
+    served = _launch_on_running_engine(processing, version, params, name, host, wait, as_json)
+    if served is not None:
+        job, run = served
+    else:
+        job, run = _launch_here(processing, version, params, name, host, wait, as_json)
+    if as_json:
+        emit_json(job)
+    else:
+        _print_outcome(job, run)
+    if wait:
+        raise typer.Exit(EXIT_FOR.get(run.status, 1))
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+def _job_line(job: Any) -> None:
+    print(
+        f"job {job.id}: {job.processing} on {job.target} -> "
+        f"{job.output_version_name or '(updates the input)'}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _launch_on_running_engine(
+    processing: str,
+    version: str,
+    params: dict[str, str],
+    name: str | None,
+    host: str | None,
+    wait: bool,
+    as_json: bool,
+) -> tuple[Any, Any] | None:
+    """Hand the launch to an engine already running on this workspace (`engine
+    serve`, the app): no engine start-up here, and it starts the container at
+    once. None when there is none (or it does not share our settings)."""
+    from types import SimpleNamespace
+
+    from picsellia_tui.engine.control_client import Unavailable, database_hint, request
+    from picsellia_tui.engine.logtext import sanitize
+
+    hint = database_hint(STATE["config"], STATE["overrides"])
+    if hint is None:
+        return None
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    job: Any = None
+    args = {"processing": processing, "version": version, "params": params, "name": name}
+    args |= {"host": host, "wait": wait, "log": wait and not as_json}
+    try:
+        for event in request(*hint, "launch", **args):
+            kind = event.get("event")
+            if kind == "error":
+                fail(str(event.get("message")), int(event.get("code", 1)))
+            elif kind == "job":
+                job = SimpleNamespace(**event["job"])
+                if not as_json:
+                    _job_line(job)
+            elif kind == "log":
+                for text in event["lines"]:
+                    print(sanitize(text, keep_colors=color))
+                sys.stdout.flush()
+            elif kind == "final":
+                return SimpleNamespace(**event["job"]), SimpleNamespace(**event["run"])
+    except Unavailable:
+        if job is None:
+            return None
+        raise
+    except ConnectionError as exc:
+        fail(f"lost the engine while following job {job.id if job else '?'}: {exc}")
+    return None
+
+
+def _launch_here(
+    processing: str,
+    version: str,
+    params: dict[str, str],
+    name: str | None,
+    host: str | None,
+    wait: bool,
+    as_json: bool,
+) -> tuple[Any, Any]:
+    """Launch with an engine of this process's own."""
 
     async def go(e: Engine) -> Any:
         job = await e.launch(processing, version, params, output_version_name=name, host=host)
         run = job.runs[-1]
         if not as_json:
-            print(
-                f"job {job.id}: {job.processing} on {job.target} -> "
-                f"{job.output_version_name or '(updates the input)'}",
-                file=sys.stderr,
-                flush=True,
-            )
+            _job_line(job)
         if wait:
             if not as_json:
                 await _follow_log(e, run.id, timestamps=False)
@@ -471,15 +548,8 @@ def launch(
             final = await e.wait_run(run.id, lambda r: r.status != "pending")
         return await e.job(job.id), final
 
-    job, run = with_engine(go, supervise=True)
-    if as_json:
-        emit_json(job)
-    else:
-        _print_outcome(job, run)
-    if wait:
-        raise typer.Exit(EXIT_FOR.get(run.status, 1))
-    if run.status == "failed":
-        raise typer.Exit(1)
+    result: tuple[Any, Any] = with_engine(go, supervise=True)
+    return result
 
 
 def _print_outcome(job: Any, run: Any) -> None:
@@ -712,15 +782,18 @@ def engine_serve() -> None:
 
     import anyio
 
+    from picsellia_tui.engine.control import serve_control
     from picsellia_tui.engine.core import Engine
 
     async def main() -> None:
-        async with Engine(settings(), supervise=True) as e:
+        async with Engine(settings(), supervise=True) as e, anyio.create_task_group() as tg:
+            sock = await tg.start(serve_control, e)
             st = await e.stats()
             print(
                 f"engine {e.engine_id} serving {e.settings.database_path} "
-                f"({st.running} running, {st.pending} pending); Ctrl-C stops it "
-                "(containers keep running)",
+                f"({st.running} running, {st.pending} pending"
+                f"{f'; commands hand it their launches through {sock}' if sock else ''}); "
+                "Ctrl-C stops it (containers keep running)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -730,6 +803,7 @@ def engine_serve() -> None:
                         "engine stopping; runs keep going and are adopted at next start",
                         file=sys.stderr,
                     )
+                    tg.cancel_scope.cancel()
                     return
 
     anyio.run(main)
@@ -786,14 +860,13 @@ def _report(exc: BaseException) -> int:
     """One clear line on stderr, never a traceback (that goes to a file)."""
     import click
 
-    from picsellia_tui.engine.config import ConfigError
-
     if isinstance(exc, click.ClickException):
         exc.show()
         return exc.exit_code
     if isinstance(exc, CliError):
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    from picsellia_tui.engine.config import ConfigError
     known: tuple[type[BaseException], ...] = (ConfigError,)
     try:
         from picsellia_tui.engine.errors import EngineError

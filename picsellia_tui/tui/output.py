@@ -7,23 +7,23 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
-
-from pydantic import BaseModel
 
 
 def emit_json(data: Any) -> None:
+    """Views (pydantic models) and plain namespaces (answers of a running engine)
+    print the same."""
+
     def default(o: Any) -> Any:
-        if isinstance(o, BaseModel):
+        if hasattr(o, "model_dump"):
             return o.model_dump(mode="json")
+        if isinstance(o, SimpleNamespace):
+            return vars(o)
         if isinstance(o, datetime):
             return o.isoformat()
         return str(o)
 
-    if isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
-    elif isinstance(data, list):
-        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
     json.dump(data, sys.stdout, indent=2, default=default)
     sys.stdout.write("\n")
 

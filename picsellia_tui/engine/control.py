@@ -1,0 +1,151 @@
+"""The running engine's control socket: commands hand their work to it.
+
+See control_client for the protocol. One engine per database serves the socket
+(an exclusive lock decides which); the others run without one. The socket is
+in a directory only this user can enter, and is itself mode 600: the requests
+carry parameter values, secrets included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import SocketStream, TaskStatus
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from picsellia_tui.engine.config import ConfigError
+from picsellia_tui.engine.control_client import runtime_dir, socket_path
+from picsellia_tui.engine.core import Engine
+from picsellia_tui.engine.errors import EngineError
+from picsellia_tui.engine.executors.base import ExecutorError
+from picsellia_tui.engine.logfollow import follow_records
+from picsellia_tui.storage.db import StorageError
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 1 * 2**20
+USAGE_ERRORS = ("InvalidInput", "NotFound", "Incompatible", "DefinitionError", "ConfigError")
+
+
+class ControlUnavailable(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _owned_runtime_dir() -> Iterator[Path]:
+    d = runtime_dir()
+    d.mkdir(mode=0o700, exist_ok=True)
+    st = d.lstat()
+    # /tmp is shared: never put our socket in a directory someone else made.
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise ControlUnavailable(f"{d} is not a private directory of this user")
+    yield d
+
+
+async def serve_control(
+    engine: Engine, *, task_status: TaskStatus[Path | None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve `engine` on its database's socket until cancelled. Reports the socket
+    path once listening, or None when another engine already serves it (or the
+    socket cannot be made: the engine works without it)."""
+    database = engine.settings.database_path
+    path = socket_path(database)
+    try:
+        with _owned_runtime_dir():
+            lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except (OSError, ControlUnavailable) as exc:
+        log.warning("no control socket: %s", exc)
+        task_status.started(None)
+        return
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            task_status.started(None)  # another engine serves this database
+            return
+        try:
+            path.unlink(missing_ok=True)  # left by an engine that died
+            listener = await anyio.create_unix_listener(path, mode=0o600)
+        except OSError as exc:  # e.g. a runtime dir path too long for a socket
+            log.warning("no control socket at %s: %s", path, exc)
+            task_status.started(None)
+            return
+        try:
+            task_status.started(path)
+            await listener.serve(lambda conn: _handle(engine, conn))
+        finally:
+            await listener.aclose()
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(lock_fd)  # releases the lock
+
+
+async def _handle(engine: Engine, conn: SocketStream) -> None:
+    async def send(event: dict[str, Any]) -> None:
+        await conn.send(json.dumps(event, default=str).encode() + b"\n")
+
+    async with conn:
+        try:
+            line = await BufferedByteReceiveStream(conn).receive_until(b"\n", MAX_REQUEST)
+            req = json.loads(line)
+            if not isinstance(req, dict):
+                raise ValueError("a request is a JSON object")
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, ValueError):
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await send({"event": "error", "message": "malformed request", "code": 2})
+            return
+        mine = str(engine.settings.database_path.expanduser().absolute())
+        if req.get("database") != mine or req.get("executor") != engine.settings.executor:
+            await send({"event": "mismatch", "message": f"this engine serves {mine}"})
+            return
+        try:
+            if req.get("op") == "launch":
+                await _launch(engine, req, send)
+            else:
+                message = f"unknown op {req.get('op')!r}"
+                await send({"event": "error", "message": message, "code": 2})
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the command went away (Ctrl-C): its run goes on
+        except (EngineError, ExecutorError, StorageError, ConfigError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            code = 2 if type(exc).__name__ in USAGE_ERRORS else 1
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await send({"event": "error", "message": msg, "code": code})
+        except Exception as exc:
+            log.exception("control request failed")
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await send({"event": "error", "message": f"engine: {exc}", "code": 1})
+
+
+async def _launch(engine: Engine, req: dict[str, Any], send: Any) -> None:
+    params = req.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError("params must be an object")
+    job = await engine.launch(
+        str(req["processing"]),
+        str(req["version"]),
+        params,
+        output_version_name=req.get("name"),
+        host=req.get("host"),
+    )
+    run = job.runs[-1]
+    await send({"event": "job", "job": job.model_dump(mode="json")})
+    if req.get("wait"):
+        if req.get("log"):
+            async for batch in follow_records(engine, run.id):
+                await send({"event": "log", "lines": [r.text for r in batch]})
+        final = await engine.wait_run(run.id)
+    else:
+        final = await engine.wait_run(run.id, lambda r: r.status != "pending")
+    job = await engine.job(job.id)
+    run_data = final.model_dump(mode="json") | {"duration_s": final.duration_s}
+    await send({"event": "final", "job": job.model_dump(mode="json"), "run": run_data})

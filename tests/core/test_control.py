@@ -1,0 +1,250 @@
+"""Commands hand their launches to a running engine through its control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from picsellia_tui.engine.config import load_settings
+from picsellia_tui.engine.control_client import (
+    Unavailable,
+    database_hint,
+    request,
+    socket_path,
+)
+from tests.core.helpers import FIXTURES, model_file
+
+EXE = Path(sys.executable).with_name("picsellia-tui")
+# pydantic is not in the list: typer itself imports it.
+HEAVY = ("sqlalchemy", "sqlmodel", "docker", "textual", "pydantic_settings", "anyio")
+
+
+class Workspace:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        # Socket paths are limited to 107 bytes: pytest's tmp_path can be longer.
+        self.run_dir = Path(tempfile.mkdtemp(prefix="pt-run-"))
+        (tmp / "procs").mkdir()
+        shutil.copytree(FIXTURES / "proc_copy", tmp / "procs" / "test-copy")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PICSELLIA_TUI_")}
+        self.env.update(
+            PICSELLIA_TUI_DATA_DIR=str(tmp / "data"),
+            PICSELLIA_TUI_EXECUTOR="process",
+            PICSELLIA_TUI_PROCESSINGS_DIR=str(tmp / "procs"),
+            XDG_RUNTIME_DIR=str(self.run_dir),
+        )
+        self.servers: list[subprocess.Popen[str]] = []
+
+    @property
+    def database(self) -> Path:
+        return self.tmp / "data" / "picsellia.db"
+
+    def cli(self, *args: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:
+        cmd = [str(EXE), *args]
+        if importtime:
+            code = f"import sys; sys.argv = {['picsellia-tui', *args]!r}; "
+            code += "from picsellia_tui.entry import main; main()"
+            cmd = [sys.executable, "-X", "importtime", "-c", code]
+        return subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=120)
+
+    def serve(self) -> tuple[subprocess.Popen[str], str]:
+        p = subprocess.Popen(
+            [str(EXE), "engine", "serve"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        self.servers.append(p)
+        assert p.stderr is not None
+        return p, p.stderr.readline()
+
+    def close(self) -> None:
+        for p in self.servers:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    w = Workspace(tmp_path)
+    for k, v in w.env.items():
+        monkeypatch.setenv(k, v)
+    r = w.cli("models", "import", "m/v1", str(model_file(tmp_path)), "--framework", "onnx")
+    assert r.returncode == 0, r.stderr
+    yield w
+    w.close()
+
+
+def heavy_imports(stderr: str) -> set[str]:
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:") and line.rsplit("|", 1)[1].strip() in HEAVY
+    }
+
+
+def test_launch_wait_goes_through_the_running_engine(ws: Workspace) -> None:
+    server, banner = ws.serve()
+    assert "commands hand it their launches through" in banner, banner
+    sock = socket_path(ws.database)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+
+    r = ws.cli(
+        "launch",
+        "test-copy",
+        "m/v1",
+        "-p",
+        "lines=3",
+        "-p",
+        "token=hunter22",
+        "--wait",
+        importtime=True,
+    )
+    assert r.returncode == 0, r.stderr
+    # Nothing heavy imported: the command did not start an engine of its own.
+    assert heavy_imports(r.stderr) == set()
+    assert r.stdout.splitlines()[:5] == [
+        "starting job 1 run 1 attempt 1",
+        "using token ••••••",
+        "line 0",
+        "line 1",
+        "line 2",
+    ]
+    assert r.stdout.splitlines()[-1].startswith("job 1 run #1: succeeded in ")
+    assert "job 1: test-copy on m/v1 -> v1-copy" in r.stderr
+    assert "hunter22" not in r.stdout + r.stderr
+
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "fail=true", "--wait")
+    assert r.returncode == 1
+    assert "RuntimeError: asked to fail" in r.stdout + r.stderr
+
+    r = ws.cli("launch", "nope", "m/v1", importtime=True)
+    assert r.returncode == 2
+    errors = [line for line in r.stderr.splitlines() if not line.startswith("import time:")]
+    assert errors == ["error: no processing named 'nope' (see: picsellia-tui processings list)"]
+    assert heavy_imports(r.stderr) == set()
+
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=zz")
+    assert (r.returncode, r.stderr.strip()) == (
+        2,
+        "error: parameter 'lines': 'zz' is not an integer",
+    )
+
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--json", "--wait")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["id"] == 3 and job["processing"] == "test-copy"
+    assert "hunter22" not in r.stdout
+
+    # The served launches are the same jobs any other command sees.
+    r = ws.cli("jobs", "list", "--json")
+    assert [j["status"] for j in json.loads(r.stdout)] == ["succeeded", "failed", "succeeded"]
+    assert server.poll() is None
+
+
+def test_without_a_running_engine_the_command_runs_its_own(ws: Workspace) -> None:
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait", importtime=True)
+    assert r.returncode == 0, r.stderr
+    assert "sqlalchemy" in heavy_imports(r.stderr)
+    assert "line 0" in r.stdout
+
+
+def test_a_dead_engines_socket_is_not_trusted_and_is_replaced(ws: Workspace) -> None:
+    server, banner = ws.serve()
+    assert "through" in banner
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    assert socket_path(ws.database).exists()  # left behind
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait")
+    assert r.returncode == 0, r.stderr
+    _, banner = ws.serve()
+    assert "through" in banner, banner
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait", importtime=True)
+    assert r.returncode == 0 and heavy_imports(r.stderr) == set()
+
+
+def test_one_engine_serves_the_socket(ws: Workspace) -> None:
+    _, first = ws.serve()
+    _, second = ws.serve()
+    assert "through" in first and "through" not in second
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait")
+    assert r.returncode == 0, r.stderr
+
+
+def test_interrupting_the_command_leaves_the_run_going(ws: Workspace) -> None:
+    ws.serve()
+    p = subprocess.Popen(
+        [str(EXE), "launch", "test-copy", "m/v1", "-p", "lines=2", "-p", "sleep=2", "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ws.env,
+    )
+    assert p.stdout is not None
+    assert p.stdout.readline().startswith("starting job 1")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(30) == 130
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = ws.cli("jobs", "list", "--json")
+        if json.loads(r.stdout)[0]["status"] == "succeeded":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the run did not finish after its command was interrupted")
+
+
+def test_a_server_with_other_settings_is_not_used(ws: Workspace) -> None:
+    ws.serve()
+    with pytest.raises(Unavailable, match="this engine serves"):
+        next(request(ws.database, "docker", "launch"))
+    with pytest.raises(Unavailable):
+        next(request(ws.tmp / "other.db", "process", "launch"))
+
+
+def test_database_hint_agrees_with_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k in list(os.environ):
+        if k.startswith("PICSELLIA_TUI_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+
+    def same(config: Path | None = None, **overrides: object) -> None:
+        s = load_settings(config, **overrides)
+        assert database_hint(config, dict(overrides)) == (s.database_path, s.executor)
+
+    same()
+    same(data_dir=tmp_path / "d1")
+    monkeypatch.setenv("PICSELLIA_TUI_DATA_DIR", str(tmp_path / "d2"))
+    same()
+    monkeypatch.delenv("PICSELLIA_TUI_DATA_DIR")
+    user_cfg = tmp_path / "cfg" / "picsellia-tui" / "config.toml"
+    user_cfg.parent.mkdir(parents=True)
+    user_cfg.write_text(f'data_dir = "{tmp_path / "d3"}"\nexecutor = "process"\n')
+    same()
+    other = tmp_path / "other.toml"
+    other.write_text(f'database = "{tmp_path / "x.db"}"\n')
+    same(other)
+    monkeypatch.setenv("PICSELLIA_TUI_CONFIG", str(other))
+    same()
+    monkeypatch.setenv("PICSELLIA_TUI_DATABASE", str(tmp_path / "y.db"))
+    same()
+    # When the settings would refuse, the hint gives up (the command's own engine
+    # then reports the problem).
+    assert database_hint(tmp_path / "missing.toml", {}) is None
