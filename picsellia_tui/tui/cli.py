@@ -567,36 +567,16 @@ def _print_outcome(job: Any, run: Any) -> None:
 
 async def _follow_log(e: Engine, run_id: int, timestamps: bool, start: int = 0) -> None:
     """Print a run's log from line `start`, following while it is active."""
-    import anyio
-
+    from picsellia_tui.engine.logfollow import follow_records
     from picsellia_tui.engine.logtext import sanitize
-    from picsellia_tui.storage.logfile import LogReader, format_ts
+    from picsellia_tui.storage.logfile import format_ts
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    run = await e.run(run_id)
-    reader = LogReader(Path(run.log_path))
-    stream = e.subscribe()
-    pos = start
-    try:
-        while True:
-            reader.refresh()
-            while pos < len(reader):
-                for rec in reader.records(pos, min(len(reader), pos + 5000)):
-                    text = sanitize(rec.text, keep_colors=color)
-                    print(f"{format_ts(rec.ts_ns)} {text}" if timestamps else text)
-                    pos += 1
-            sys.stdout.flush()
-            run = await e.run(run_id)
-            if run.status not in ("pending", "running"):
-                reader.refresh()
-                if pos >= len(reader):
-                    return
-                continue
-            with anyio.move_on_after(0.25):
-                await stream.receive()
-    finally:
-        stream.close()
-        reader.close()
+    async for batch in follow_records(e, run_id, start):
+        for rec in batch:
+            text = sanitize(rec.text, keep_colors=color)
+            print(f"{format_ts(rec.ts_ns)} {text}" if timestamps else text)
+        sys.stdout.flush()
 
 
 @jobs_app.command("list")
@@ -867,6 +847,7 @@ def _report(exc: BaseException) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
     from picsellia_tui.engine.config import ConfigError
+
     known: tuple[type[BaseException], ...] = (ConfigError,)
     try:
         from picsellia_tui.engine.errors import EngineError
