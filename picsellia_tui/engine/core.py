@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -54,8 +54,9 @@ from picsellia_tui.engine.executors.base import (
     Limits,
     LogLine,
     RunSpec,
+    Stream,
 )
-from picsellia_tui.engine.logcapture import LogSink
+from picsellia_tui.engine.logcapture import LogSink, one_line_batches
 from picsellia_tui.engine.logtext import strip_ansi
 from picsellia_tui.engine.views import EngineStats, JobView, ProcessingView, RunView, VersionView
 from picsellia_tui.engine.workspace import Workspace
@@ -537,8 +538,10 @@ class Engine:
                 view = await self._run_view(run_id)
                 if check(view):
                     return view
+                # Re-read on a change of state, not on each batch of log lines.
                 with anyio.move_on_after(0.5):
-                    await stream.receive()
+                    while isinstance(await stream.receive(), LogAppended):
+                        pass
         finally:
             stream.close()
 
@@ -972,13 +975,24 @@ class Engine:
             on_stall=on_stall,
         )
 
-        def stream(since: int | None) -> AsyncIterator[LogLine]:
-            return ex.follow_logs(ref, since_ns=since)
+        # An executor that follows in batches (docker) resumes by lines per stream:
+        # its live follow stamps lines on receipt, which a replay cannot reproduce.
+        follow_batches = getattr(ex, "follow_log_batches", None)
+        by_counts = follow_batches is not None
+
+        def stream(
+            since: int | None, skip: dict[Stream, int] | None
+        ) -> AsyncIterator[list[LogLine]]:
+            if follow_batches is not None:
+                return cast(
+                    AsyncIterator[list[LogLine]], follow_batches(ref, since_ns=since, skip=skip)
+                )
+            return one_line_batches(ex.follow_logs(ref, since_ns=since))
 
         followed_to_end = anyio.Event()
 
         async def follow() -> None:
-            await self._with_host_retry(lambda: sink.follow(stream))
+            await self._with_host_retry(lambda: sink.follow(stream, by_counts=by_counts))
             followed_to_end.set()
 
         flushing = anyio.CancelScope()
@@ -1001,7 +1015,7 @@ class Engine:
                 replayed = anyio.Event()
 
                 async def replay() -> None:
-                    await sink.follow(stream)
+                    await sink.follow(stream, by_counts=by_counts)
                     replayed.set()
 
                 async with anyio.create_task_group() as replay_tg:

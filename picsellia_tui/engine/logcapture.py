@@ -1,9 +1,12 @@
 """From an executor's log stream to the run's log file, batched and resumable.
 
-The follower never waits for the disk: lines collect in a buffer that a writer
-task flushes in batches (one thread hop per batch, not per line). A full buffer
-pushes back on the follower. Every (re)start of a follow first flushes, then
-resumes from the writer's last stored timestamp, so no line is lost or doubled.
+The follower never waits for the disk: batches of lines collect in a buffer that a
+writer task flushes (one thread hop per batch, not per line). A full buffer pushes
+back on the follower. Every (re)start of a follow first flushes, then resumes from
+the writer's last stored line (by timestamp, or by lines per stream for a log
+whose stamps the executor cannot reproduce), so no line is lost or doubled.
+Secrets are masked batch by batch: one search over the batch finds none, in the
+usual case, and only batches with a match are masked line by line.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
-from picsellia_tui.engine.executors.base import LogLine
+from picsellia_tui.engine.executors.base import LogLine, Stream
 from picsellia_tui.engine.logtext import mask_across, secret_masker, secret_pattern
 from picsellia_tui.storage.logfile import LogWriter
 
@@ -21,6 +24,12 @@ HIGH_WATER = 50_000
 # with secrets to mask, a line this long waits for the next line of its stream and the
 # two are masked as one.
 LONG_LINE = 256 * 1024
+
+
+async def one_line_batches(lines: AsyncIterator[LogLine]) -> AsyncIterator[list[LogLine]]:
+    """A line-by-line stream as batches (of one line: it cannot tell what is next)."""
+    async for line in lines:
+        yield [line]
 
 
 class LogSink:
@@ -51,29 +60,50 @@ class LogSink:
         """Grows while lines arrive or are stored: a stream that drains is not hung."""
         return self.received + self.writer.line_count
 
-    async def follow(self, open_stream: Callable[[int | None], AsyncIterator[LogLine]]) -> None:
-        """Flush what we hold, then follow from the last stored line."""
+    async def follow(
+        self,
+        open_stream: Callable[[int | None, dict[Stream, int] | None], AsyncIterator[list[LogLine]]],
+        *,
+        by_counts: bool = False,
+    ) -> None:
+        """Flush what we hold, then follow from the last stored line: from its
+        timestamp (`open_stream(since_ns, None)`), or, `by_counts`, from the lines
+        stored per stream (`open_stream(None, counts)`: the executor replays the
+        log from its start and leaves those out)."""
         await self.flush()
-        since = self.writer.resume()
+        if by_counts:
+            since, skip = None, self.writer.resume_counts()
+        else:
+            since, skip = self.writer.resume(), None
         rx, mask = self._secret_rx, self._mask
         held: dict[str, LogLine] = {}  # per stream: a long piece, raw, awaiting the next
         try:
-            async for line in open_stream(since):
+            async for batch in open_stream(since, skip):
                 if rx is None or mask is None:
-                    await self._put(line)
+                    await self._put(batch)
                     continue
-                text = line.text
-                prev = held.pop(line.stream, None)
-                if prev is not None:
-                    a, shown, carry = mask_across(prev.text, text, rx)
-                    await self._put(LogLine(prev.ts_ns, prev.stream, a))
-                    text = text[carry:]
-                else:
-                    shown = mask(text)
-                if len(line.text) >= LONG_LINE:
-                    held[line.stream] = LogLine(line.ts_ns, line.stream, text)
-                    continue
-                await self._put(LogLine(line.ts_ns, line.stream, shown))
+                if not held:
+                    texts = [line.text for line in batch]
+                    if max(map(len, texts), default=0) < LONG_LINE and not rx.search(
+                        "\n".join(texts)
+                    ):
+                        await self._put(batch)  # nothing to mask: the common case
+                        continue
+                shown_lines: list[LogLine] = []
+                for line in batch:
+                    text = line.text
+                    prev = held.pop(line.stream, None)
+                    if prev is not None:
+                        a, shown, carry = mask_across(prev.text, text, rx)
+                        shown_lines.append(LogLine(prev.ts_ns, prev.stream, a))
+                        text = text[carry:]
+                    else:
+                        shown = mask(text)
+                    if len(line.text) >= LONG_LINE:
+                        held[line.stream] = LogLine(line.ts_ns, line.stream, text)
+                        continue
+                    shown_lines.append(LogLine(line.ts_ns, line.stream, shown))
+                await self._put(shown_lines)
         finally:
             for prev in held.values():  # the stream ended (or was cut) after a long line
                 assert mask is not None
@@ -81,9 +111,11 @@ class LogSink:
                 self.received += 1
                 self._ready.set()
 
-    async def _put(self, line: LogLine) -> None:
-        self._buf.append(line)
-        self.received += 1
+    async def _put(self, lines: list[LogLine]) -> None:
+        if not lines:
+            return
+        self._buf.extend(lines)
+        self.received += len(lines)
         self._ready.set()
         if len(self._buf) >= HIGH_WATER:
             self._room = anyio.Event()

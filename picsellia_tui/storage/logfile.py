@@ -46,6 +46,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate, groupby
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
@@ -62,6 +64,9 @@ _REOPEN_WINDOW_NS = 2_000_000_000
 RESUME_WINDOW_NS = 5_000_000_000
 RESUME_MAX_LINES = 200_000
 _REOPEN_MAX_LINES = 10_000
+_STDERR_RECORD_RX = re.compile(rb"^[0-9]+ e ", re.MULTILINE)
+_TS_STREAM = attrgetter("ts_ns", "stream")
+_TEXT = attrgetter("text")
 
 
 class _LineLike(Protocol):
@@ -297,6 +302,7 @@ class LogWriter:
         self._same_ts = 0  # stored lines stamped exactly _last_ts
         self._resume_floor = 0
         self._resume_seen: Counter[tuple[int, str, str]] | None = None
+        self._stream_counts: list[int] | None = None  # [stdout, stderr], when known
         self._recover()
         self.resume()
 
@@ -329,6 +335,8 @@ class LogWriter:
             offsets.extend(tail)
         self._count = len(offsets)
         self._size = size
+        if not offsets:
+            self._stream_counts = [0, 0]
         self._init_last_ts(offsets)
 
     def _init_last_ts(self, offsets: array[int]) -> None:
@@ -410,17 +418,43 @@ class LogWriter:
         self._resume_seen = seen
         return floor
 
+    def stream_counts(self) -> dict[Stream, int]:
+        """How many stored lines each stream has (the first call on a reopened log
+        reads the data file once)."""
+        if self._stream_counts is None:
+            err = 0
+            start, carry = 0, b""
+            while start < self._size:
+                stop = min(self._size, start + _CHUNK)
+                data = carry + _read_all(self._fd, start, stop)
+                cut = data.rfind(b"\n") + 1
+                err += len(_STDERR_RECORD_RX.findall(data, 0, cut))
+                carry = data[cut:]
+                start = stop
+            self._stream_counts = [self._count - err, err]
+        return {"stdout": self._stream_counts[0], "stderr": self._stream_counts[1]}
+
+    def resume_counts(self) -> dict[Stream, int]:
+        """Resume by line counts, for an executor that replays a log from its start
+        (stamps of the replay may differ from those stored): disarms the timestamp
+        de-duplication of :meth:`resume`; returns the lines stored per stream."""
+        self._resume_seen = None
+        self._resume_floor = 0
+        return self.stream_counts()
+
     def append(self, lines: Iterable[_LineLike]) -> int:
         """Store `lines` (after resume de-duplication); returns how many were stored."""
         if self._closed:
             raise ValueError("LogWriter is closed")
+        if self._resume_seen is None:
+            return self._append_plain(lines if isinstance(lines, list) else list(lines))
         parts: list[bytes] = []
         offsets = array("Q")
         pos = self._size
         last, same = self._last_ts, self._same_ts
         # Replay de-duplication works on a copy, kept only if the batch is stored: a
         # batch that fails (a full disk) can be appended again as it was.
-        seen = Counter(self._resume_seen) if self._resume_seen is not None else None
+        seen: Counter[tuple[int, str, str]] | None = Counter(self._resume_seen)
         for line in lines:
             ts = line.ts_ns
             if seen is not None:
@@ -477,7 +511,73 @@ class LogWriter:
         self._size = pos
         self._count += len(parts)
         self._last_ts, self._same_ts = last, same
+        if self._stream_counts is not None:
+            err = sum(1 for rec in parts if rec[rec.index(b" ") + 1 : rec.index(b" ") + 2] == b"e")
+            self._stream_counts[0] += len(parts) - err
+            self._stream_counts[1] += err
         return len(parts)
+
+    def _append_plain(self, lines: list[_LineLike]) -> int:
+        """`append` without replay de-duplication: lines sharing a stamp and a
+        stream (a chunk read at once) are encoded together."""
+        if not lines:
+            return 0
+        chunks: list[bytes] = []
+        offsets = array("Q")
+        pos = self._size
+        last, same = self._last_ts, self._same_ts
+        err = 0
+        for (ts, stream), group in groupby(lines, _TS_STREAM):
+            texts = list(map(_TEXT, group))
+            n = len(texts)
+            is_err = stream == "stderr"
+            if is_err:
+                err += n
+            prefix = b"%d %b " % (ts, b"e" if is_err else b"o")
+            plen = len(prefix) + 1
+            joined = "\n".join(texts)
+            body: bytes | None = None
+            if "\\" not in joined and joined.count("\n") == n - 1:
+                try:
+                    body = joined.encode("utf-8")
+                except UnicodeEncodeError:
+                    pass
+            if body is not None:
+                chunks.append(prefix + body.replace(b"\n", b"\n" + prefix) + b"\n")
+                sizes = map(len, texts) if len(body) == len(joined) else map(len, body.split(b"\n"))
+            else:
+                encoded = [_encode_text(t) for t in texts]
+                chunks.append(prefix + (b"\n" + prefix).join(encoded) + b"\n")
+                sizes = map(len, encoded)
+            # each record also holds its prefix and newline
+            ends = accumulate(map(plen.__add__, sizes), initial=pos)
+            next(ends)
+            offsets.extend(ends)
+            pos = offsets[-1]
+            if last is None or ts > last:
+                last, same = ts, n
+            elif ts == last:
+                same += n
+        try:
+            _write_all(self._fd, b"".join(chunks))
+            if self._fsync:
+                os.fsync(self._fd)
+            _write_all(self._ifd, _offsets_to_bytes(offsets))
+            if self._fsync:
+                os.fsync(self._ifd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._ifd, self._count * 8)
+            raise
+        self._size = pos
+        self._count += len(offsets)
+        self._last_ts, self._same_ts = last, same
+        if self._stream_counts is not None:
+            self._stream_counts[0] += len(offsets) - err
+            self._stream_counts[1] += err
+        return len(offsets)
 
     def sync(self) -> None:
         """fsync both files (append only flushes to the OS)."""

@@ -227,8 +227,10 @@ anyio.run(main)
 
 async def test_resume_since_is_inclusive(executor: DockerExecutor, make_spec: SpecFactory) -> None:
     ref = await executor.start(make_spec({"lines": 8, "sleep_s": 0.02}))
-    everything = await collect(executor, ref)
+    live = await collect(executor, ref)  # through attach: stamped on receipt
     assert await executor.wait(ref) == 0
+    everything = await collect(executor, ref)  # the logs API: Docker's stamps
+    assert texts(everything) == texts(live)
     k = next(i for i, ln in enumerate(everything) if ln.text == "line 4")
     resumed = await collect(executor, ref, since_ns=everything[k].ts_ns)
     assert resumed == everything[k:]  # line k itself, then the rest
@@ -241,8 +243,11 @@ async def test_resume_with_both_streams(executor: DockerExecutor, make_spec: Spe
     # ts >= since_ns, in log order (which may include a line of the other stream
     # logged just before line k).
     ref = await executor.start(make_spec({"lines": 8, "sleep_s": 0.02, "stderr": True}))
-    everything = await collect(executor, ref)
+    live = await collect(executor, ref)
     assert await executor.wait(ref) == 0
+    everything = await collect(executor, ref)
+    assert texts(everything, "stdout") == texts(live, "stdout")
+    assert texts(everything, "stderr") == texts(live, "stderr")
     assert sorted(texts(everything)) == sorted(
         ["hello"] + [f"line {i}" for i in range(8)] + [f"warn {i}" for i in range(8)]
     )
@@ -259,10 +264,38 @@ async def test_resume_while_running(executor: DockerExecutor, make_spec: SpecFac
             first.append(line)
             if line.text == "line 5":
                 break
-    rest = await collect(executor, ref, since_ns=first[-1].ts_ns)
-    assert rest[0] == first[-1]
-    joined = first + rest[1:]
-    assert texts(joined) == ["hello"] + [f"line {i}" for i in range(30)]
+    # Followed through attach (stamped on receipt): resumed by counting lines.
+    with anyio.fail_after(60):
+        rest = [ln async for ln in executor.follow_logs(ref, skip={"stdout": len(first)})]
+    assert texts(first + rest) == ["hello"] + [f"line {i}" for i in range(30)]
+    # Followed through the logs API: resumed by Docker's stamps.
+    again: list[LogLine] = []
+    async with contextlib.aclosing(executor.follow_logs(ref)) as lines:
+        async for line in lines:
+            again.append(line)
+            if line.text == "line 5":
+                break
+    rest = await collect(executor, ref, since_ns=again[-1].ts_ns)
+    assert rest[0] == again[-1]
+    assert texts(again + rest[1:]) == ["hello"] + [f"line {i}" for i in range(30)]
+
+
+async def test_attach_then_counts_give_docker_logs_lines(
+    executor: DockerExecutor, make_spec: SpecFactory
+) -> None:
+    ref = await executor.start(make_spec({"lines": 40, "sleep_s": 0.01, "stderr": True}))
+    live = await collect(executor, ref)
+    assert await executor.wait(ref) == 0
+    replay = await collect(executor, ref)
+    for stream in ("stdout", "stderr"):
+        assert texts(live, stream) == texts(replay, stream)
+    n_out = len(texts(live, "stdout"))
+    with anyio.fail_after(60):
+        tail = [
+            ln async for ln in executor.follow_logs(ref, skip={"stdout": n_out - 3, "stderr": 1})
+        ]
+    assert texts(tail, "stdout") == texts(live, "stdout")[-3:]
+    assert texts(tail, "stderr") == texts(live, "stderr")[1:]
 
 
 async def test_find_by_label_and_list_runs(

@@ -17,6 +17,7 @@ from typing import Any
 
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.logtext import MASK
+from picsellia_tui.storage.logfile import LogReader
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -378,12 +379,32 @@ def lines_lost(stored: list[str], expected: list[str]) -> int:
     return sum(((b - a) + (a - b)).values())
 
 
-def docker_log_lines(container: Any) -> list[str]:
-    """`docker logs` of a container, split into lines the way the engine splits them."""
-    lines = container.logs(stdout=True, stderr=True).decode("utf-8", "replace").split("\n")
+def docker_log_lines(container: Any, stream: str | None = None) -> list[str]:
+    """`docker logs` of a container (one stream, or both merged in the order of
+    Docker's log file), split into lines the way the engine splits them."""
+    raw = container.logs(stdout=stream in (None, "stdout"), stderr=stream in (None, "stderr"))
+    lines = raw.decode("utf-8", "replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [ln.removesuffix("\r") for ln in lines]
+
+
+def stored_by_stream(log_path: str | Path) -> dict[str, list[str]]:
+    """A stored log's texts, per stream."""
+    out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    with LogReader(Path(log_path)) as reader:
+        for r in reader.records(0):
+            out[r.stream].append(r.text)
+    return out
+
+
+def docker_by_stream(container: Any) -> dict[str, list[str]]:
+    """`docker logs` per stream. The engine follows a live run through attach: the
+    order of its stdout and stderr lines between them is the order they reached
+    it, which may differ from the order of Docker's log file where two lines of
+    different streams were written at the same moment. Within a stream the order
+    is the same: compare logs stream by stream."""
+    return {s: docker_log_lines(container, s) for s in ("stdout", "stderr")}
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> Any:

@@ -21,11 +21,10 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.docker_executor import DockerExecutor
-from picsellia_tui.storage.logfile import LogReader
 from tests.reliability.helpers import (
     SECRET,
     Tally,
-    docker_log_lines,
+    docker_by_stream,
     history_problems,
     integrity,
     lines_lost,
@@ -34,6 +33,7 @@ from tests.reliability.helpers import (
     model_file,
     query,
     settings_json,
+    stored_by_stream,
     versions_of_job,
     worker_cmd,
 )
@@ -204,12 +204,13 @@ async def _cycle(
         else:
             if count != 1:
                 mine.append(f"run {rid}: {count} containers carry its label")
-            theirs = [masked(t) for t in docker_log_lines(container)]
-            with LogReader(Path(log_path)) as reader:
-                ours = [r.text for r in reader.records(0)]
-            lost = lines_lost(ours, theirs)
+            theirs_by = {k: [masked(t) for t in v] for k, v in docker_by_stream(container).items()}
+            ours_by = stored_by_stream(log_path)
+            ours = ours_by["stdout"] + ours_by["stderr"]
+            theirs = theirs_by["stdout"] + theirs_by["stderr"]
+            lost = sum(lines_lost(ours_by[k], theirs_by[k]) for k in ours_by)
             tally.lost(AREA, lost)
-            if ours != theirs:
+            if ours_by != theirs_by:
                 mine.append(
                     f"run {rid}: log differs from docker logs ({len(ours)} vs {len(theirs)} lines,"
                     f" {lost} lost or doubled)"

@@ -25,6 +25,7 @@ from picsellia_tui.storage.logfile import LogReader
 from tests.dockerd import restart_dockerd
 from tests.reliability.helpers import (
     Tally,
+    docker_by_stream,
     docker_log_lines,
     expected_stderr_head,
     expected_stdout,
@@ -34,6 +35,7 @@ from tests.reliability.helpers import (
     make_settings,
     message_problem,
     model_file,
+    stored_by_stream,
 )
 
 pytestmark = pytest.mark.anyio
@@ -141,10 +143,13 @@ async def test_log_disk_full_until_the_end_run_true_status_container_kept(
             assert [t for t in theirs if t.startswith("line ")] == [
                 f"line {i}" for i in range(4000)
             ]
-            # What was stored is a clean prefix of it (no torn or doubled record).
-            with LogReader(Path(run.log_path)) as r:
-                ours = [x.text for x in r.records(0)]
-            assert ours == theirs[: len(ours)] and 0 < len(ours) < len(theirs)
+            # What was stored is a clean prefix of it, per stream (no torn or doubled
+            # record).
+            ours_by, theirs_by = stored_by_stream(run.log_path), docker_by_stream(c)
+            for k in ours_by:
+                assert ours_by[k] == theirs_by[k][: len(ours_by[k])]
+            stored = sum(map(len, ours_by.values()))
+            assert 0 < stored < len(theirs)
             # The app stays usable; once there is room, runs log as usual.
             _grow(logs, "32m")
             again = await e.launch("rel-probe", "m/v1", {"lines": 5})
@@ -223,10 +228,7 @@ async def test_ssh_connection_dropped_mid_run_engine_reconnects_log_whole(
     lost = lines_lost(out, want) + lines_lost(err, expected_stderr_head(120))
     tally.lost(AREA, lost)
     assert out == want and err == expected_stderr_head(120)
-    with LogReader(Path(run.log_path)) as r:
-        assert [x.text for x in r.records(0)] == docker_log_lines(
-            docker_client.containers.get(kept[0])
-        )
+    assert stored_by_stream(run.log_path) == docker_by_stream(docker_client.containers.get(kept[0]))
     tally.survived(AREA)
     assert integrity(s.database_path) == "ok" and not history_problems(s.database_path)
 
@@ -280,9 +282,9 @@ async def test_dockerd_restarted_mid_run_status_true_log_equals_docker_logs(
     c = docker_client.containers.get(run.ref)
     with LogReader(Path(run.log_path)) as r:
         ours = [x.text for x in r.records(0)]
-    theirs = docker_log_lines(c)
-    tally.lost(AREA, lines_lost(ours, theirs))
-    assert ours == theirs
+    ours_by, theirs_by = stored_by_stream(run.log_path), docker_by_stream(c)
+    tally.lost(AREA, sum(lines_lost(ours_by[k], theirs_by[k]) for k in ours_by))
+    assert ours_by == theirs_by
     assert [t for t in ours if t.startswith("line ")] == [f"line {i}" for i in range(30)]
     tally.survived(AREA)
     assert integrity(s.database_path) == "ok" and not history_problems(s.database_path)

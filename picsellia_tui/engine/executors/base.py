@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 Stream = Literal["stdout", "stderr"]
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
+class LogLine(NamedTuple):
+    """One log line. A named tuple, not a dataclass: capture makes one per line
+    (a million for a big run) and a tuple is made several times faster."""
+
     ts_ns: int  # nanoseconds since the epoch, UTC, as stamped by the source
     stream: Stream
     text: str  # one line, without its line ending; may hold \r and escape sequences

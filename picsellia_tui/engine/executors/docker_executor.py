@@ -53,10 +53,13 @@ from picsellia_tui.engine.executors.base import (
     LogLine,
     OutputRejected,
     RunSpec,
+    Stream,
 )
 from picsellia_tui.engine.executors.docker_logs import (
     ContainerMissing,
+    abort_response,
     follow_container_log_batches,
+    open_attach,
     parse_docker_ts,
 )
 from picsellia_tui.engine.hosts import HostConfig, connect, describe_error, one_line
@@ -240,6 +243,7 @@ class DockerExecutor:
         connect_timeout: float = 30.0,
         exit_grace_s: float = 2.0,
         poll_s: float = 1.0,
+        attach_logs: bool = True,
         client_factory: Callable[[HostConfig, float], docker.DockerClient] | None = None,
     ) -> None:
         self.host_config = host
@@ -260,6 +264,9 @@ class DockerExecutor:
         self._factory = client_factory or connect
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
+        self.attach_logs = attach_logs
+        self._attached: dict[str, Any] = {}  # ref -> attach opened at start, unread
+        self._attach_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"DockerExecutor(host={self.host!r}, engine_id={self.engine_id!r})"
@@ -417,12 +424,18 @@ class DockerExecutor:
             self._image_attrs(spec.image, spec.labels.get("picsellia-tui.processing"))["Id"]
         )
         cid = self._create(spec, image_id)
+        attach: Any = None
         try:
             ok = api.put_archive(cid, "/", staging_stream(spec.context_json, spec.inputs))
             if not ok:
                 raise ExecutorError(f"staging inputs into {spec.name} failed on {self.host}")
+            if self.attach_logs:
+                attach = open_attach(api, cid)  # before start, as `docker run` does
             api.start(cid)
         except BaseException as exc:
+            if attach is not None:
+                with contextlib.suppress(Exception):
+                    attach.close()
             with contextlib.suppress(Exception):
                 api.remove_container(cid, force=True, v=True)
             if isinstance(exc, docker.errors.APIError):
@@ -434,7 +447,18 @@ class DockerExecutor:
                         "there or run this processing on a GPU host"
                     ) from None
             raise
+        if attach is not None:
+            with self._attach_lock:
+                self._attached[cid] = attach
         return cid
+
+    def _drop_attach(self, ref: str) -> None:
+        with self._attach_lock:
+            res = self._attached.pop(ref, None)
+        if res is not None:
+            abort_response(res)
+            with contextlib.suppress(Exception):
+                res.close()
 
     async def start(self, spec: RunSpec) -> str:
         """Create the container, stage context + inputs, start it. Returns its id (ref).
@@ -446,9 +470,24 @@ class DockerExecutor:
     # -- logs
 
     async def follow_log_batches(
-        self, ref: str, since_ns: int | None = None
+        self, ref: str, since_ns: int | None = None, *, skip: dict[Stream, int] | None = None
     ) -> AsyncGenerator[list[LogLine], None]:
-        """Like `follow_logs`, in batches: cheaper for a consumer that writes files."""
+        """Like `follow_logs`, in batches: cheaper for a consumer that writes files.
+
+        The first follow of a container this executor started, from the start
+        (`since_ns` None, nothing to skip), reads the attach stream opened before
+        its start: lines are stamped on receipt. Any other follow reads the logs
+        API (Docker's stamps). `skip`: per stream, how many lines from the start
+        of the log to leave out (already stored; the way to resume a log that was
+        followed through attach, whose stamps are not Docker's).
+        """
+        with self._attach_lock:
+            attach = self._attached.pop(ref, None)
+        if attach is not None and (since_ns is not None or any((skip or {}).values())):
+            abort_response(attach)
+            with contextlib.suppress(Exception):
+                attach.close()
+            attach = None
         client = await self.client()
         batches = follow_container_log_batches(
             client.api,
@@ -457,20 +496,22 @@ class DockerExecutor:
             host=self.host,
             exit_grace_s=self.exit_grace_s,
             poll_s=self.poll_s,
+            skip=skip,
+            attach=attach,
         )
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 yield batch
 
     async def follow_logs(
-        self, ref: str, since_ns: int | None = None
+        self, ref: str, since_ns: int | None = None, *, skip: dict[Stream, int] | None = None
     ) -> AsyncGenerator[LogLine, None]:
         """Lines with ts >= since_ns (inclusive), stdout/stderr apart, until the exit.
 
         Use `async with contextlib.aclosing(ex.follow_logs(ref)) as lines:` when you
         may stop early, so the reader thread stops at once.
         """
-        batches = self.follow_log_batches(ref, since_ns)
+        batches = self.follow_log_batches(ref, since_ns, skip=skip)
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 for line in batch:
@@ -588,6 +629,7 @@ class DockerExecutor:
         await self._call(partial(self._kill_sync, ref, grace_s), f"stop {ref[:12]}")
 
     def _remove_sync(self, ref: str) -> None:
+        self._drop_attach(ref)
         api = self._api()
         if self.keep_failed:
             attrs = self._state_sync(ref)
@@ -638,6 +680,10 @@ class DockerExecutor:
         return await self._call(self._list_sync, "list containers")
 
     async def aclose(self) -> None:
+        with self._attach_lock:
+            refs = list(self._attached)
+        for ref in refs:
+            self._drop_attach(ref)
         with self._client_lock:
             client, self._client = self._client, None
         if client is not None:

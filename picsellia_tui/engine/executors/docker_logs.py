@@ -26,8 +26,10 @@ import contextlib
 import socket
 import threading
 import time
-from collections import deque
+from array import array
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterator
+from itertools import repeat
 from typing import Any
 
 import anyio
@@ -39,6 +41,7 @@ from picsellia_tui.engine.executors.base import ExecutorError, LogLine, Stream
 from picsellia_tui.engine.hosts import describe_error
 
 __all__ = [
+    "AttachReader",
     "ChunkedDecoder",
     "ContainerMissing",
     "FrameDecoder",
@@ -48,12 +51,19 @@ __all__ = [
     "follow_container_log_batches",
     "follow_container_logs",
     "format_since",
+    "open_attach",
     "parse_docker_ts",
 ]
 
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024  # a "line" longer than this is cut into pieces
 _READ_SIZE = 64 * 1024
 _MAX_PENDING_LINES = 200_000  # reader waits when the consumer is this far behind
+# Following through attach, a reader that waits holds the container's output back
+# (as `docker run` into a slow pipe): a smaller hand-over, and a consumer stalled
+# this long (a full disk) makes the reader let go of the attach and catch up from
+# the container's log later, so the run goes on meanwhile.
+_MAX_PENDING_ATTACH = 20_000
+ATTACH_STALL_S = 5.0
 RESUME_WINDOW_NS = 5_000_000_000  # > any skew between stdout and stderr stamps
 
 
@@ -159,24 +169,70 @@ _STREAMS: dict[int, Stream] = {0: "stdout", 1: "stdout", 2: "stderr", 3: "stderr
 
 
 class LineAssembler:
-    """Rejoins pieces into lines, per stream; a line keeps its first piece's timestamp."""
+    """Rejoins pieces into lines, per stream; a line keeps its first piece's timestamp.
+
+    Lines are cut exactly every `max_line_bytes` bytes, whatever the pieces: the
+    lines are a function of each stream's bytes alone, so a live attach and a later
+    replay of the same log give the same lines (resuming by line counts relies on
+    it). A frame holding many lines is split once and its lines made in one go.
+
+    `skip` drops the first lines of each stream (those already stored).
+    """
 
     def __init__(
-        self, since_ns: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+        self,
+        since_ns: int | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        skip: dict[Stream, int] | None = None,
     ) -> None:
         self._since = since_ns
         self._max = max_line_bytes
         self._parts: dict[Stream, list[bytes]] = {"stdout": [], "stderr": []}
         self._size: dict[Stream, int] = {"stdout": 0, "stderr": 0}
         self._ts: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        self.skip: dict[Stream, int] = {"stdout": 0, "stderr": 0, **(skip or {})}
+        self.emitted: dict[Stream, int] = {"stdout": 0, "stderr": 0}  # after skip
 
-    def _emit(self, out: list[LogLine], ts: int, stream: Stream, raw: bytes) -> None:
+    def _emit_texts(self, out: list[LogLine], ts: int, stream: Stream, texts: list[str]) -> None:
         if self._since is not None and ts < self._since:
             return
+        left = self.skip[stream]
+        if left:
+            n = min(left, len(texts))
+            self.skip[stream] = left - n
+            texts = texts[n:]
+            if not texts:
+                return
+        self.emitted[stream] += len(texts)
+        out.extend(map(LogLine, repeat(ts, len(texts)), repeat(stream), texts))
+
+    def _emit(self, out: list[LogLine], ts: int, stream: Stream, raw: bytes) -> None:
+        """One line (its raw bytes, no newline), cut every `max` bytes."""
+        m = self._max
+        if len(raw) > m:
+            for i in range(0, len(raw) - m, m):
+                self._emit_texts(out, ts, stream, [raw[i : i + m].decode("utf-8", "replace")])
+            raw = raw[(len(raw) - 1) // m * m :]
         text = raw.decode("utf-8", "replace")
         if text.endswith("\r"):
             text = text[:-1]
-        out.append(LogLine(ts, stream, text))
+        self._emit_texts(out, ts, stream, [text])
+
+    def _emit_many(self, out: list[LogLine], ts: int, stream: Stream, block: bytes) -> None:
+        """Whole lines: `block` is several lines joined by newlines (no final one)."""
+        if len(block) > self._max and max(map(len, block.split(b"\n"))) > self._max:
+            for raw in block.split(b"\n"):
+                self._emit(out, ts, stream, raw)
+            return
+        text = block.decode("utf-8", "replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+            texts = text.split("\n")
+            if texts[-1].endswith("\r"):
+                texts[-1] = texts[-1][:-1]
+        else:
+            texts = text.split("\n")
+        self._emit_texts(out, ts, stream, texts)
 
     def feed(self, stream: Stream, ts: int, data: bytes, out: list[LogLine]) -> None:
         parts = self._parts[stream]
@@ -186,30 +242,26 @@ class LineAssembler:
                 self._ts[stream] = ts
             parts.append(data)
             self._size[stream] += len(data)
-            if self._size[stream] >= self._max:
-                self._emit(out, self._ts[stream], stream, b"".join(parts))
-                parts.clear()
-                self._size[stream] = 0
+            if self._size[stream] > self._max:
+                joined = b"".join(parts)
+                m = self._max
+                keep = (len(joined) - 1) // m * m  # leave 1..max bytes pending
+                self._emit(out, self._ts[stream], stream, joined[:keep])
+                parts[:] = [joined[keep:]]
+                self._size[stream] = len(joined) - keep
             return
-        if nl == len(data) - 1 and not parts:  # the common case: one whole line
-            self._emit(out, ts, stream, data[:-1])
-            return
-        pieces = data.split(b"\n")
-        first = pieces[0]
+        last_nl = data.rfind(b"\n")
         if parts:
-            parts.append(first)
+            parts.append(data[:nl])
             self._emit(out, self._ts[stream], stream, b"".join(parts))
             parts.clear()
             self._size[stream] = 0
+            if last_nl > nl:
+                self._emit_many(out, ts, stream, data[nl + 1 : last_nl])
         else:
-            self._emit(out, ts, stream, first)
-        for mid in pieces[1:-1]:
-            self._emit(out, ts, stream, mid)
-        last = pieces[-1]
-        if last:
-            parts.append(last)
-            self._ts[stream] = ts
-            self._size[stream] = len(last)
+            self._emit_many(out, ts, stream, data[:last_nl])
+        if last_nl < len(data) - 1:
+            self.feed(stream, ts, data[last_nl + 1 :], out)
 
     def flush(self, out: list[LogLine]) -> None:
         """Emit unterminated lines (the stream ended)."""
@@ -344,6 +396,7 @@ class LogReader:
         exit_grace_s: float = 2.0,
         poll_s: float = 1.0,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        skip: dict[Stream, int] | None = None,
     ) -> None:
         self._api = api
         self._cid = container_id
@@ -351,19 +404,25 @@ class LogReader:
         self._host = host
         self._grace = exit_grace_s
         self._poll = poll_s
-        self._assembler = LineAssembler(since_ns, max_line_bytes)
+        self._assembler = LineAssembler(since_ns, max_line_bytes, skip)
         self._lock = threading.Lock()
         self._res: Any = None  # the response being read
         self._res_follows = False
         self._closed = False
         self._stop = threading.Event()
         self._watch_error: BaseException | None = None
-        # Frames delivered recently, to resume a stream without losing or doubling
-        # any: key (ts, stream, hash(payload)) -> how many times delivered.
+        # To resume a stream without losing or doubling a frame: the frames of the
+        # last RESUME_WINDOW_NS, in the order delivered (their stamps and a 64-bit
+        # hash each: 16 bytes a frame, whatever the rate), and each stream's newest
+        # stamp. A reopened stream replays them first, in the same order.
         self._max_ts: int | None = None
-        self._seen: dict[int, int] = {}
-        self._seen_order: deque[tuple[int, int]] = deque()  # (ts, key), oldest first
-        self._replay: dict[int, int] | None = None  # counts in a resumed stream
+        self._last_ts: dict[int, int] = {}  # per stream (1 stdout, 2 stderr)
+        self._win_ts = array("q")
+        self._win_key = array("q")
+        self._win_start = 0
+        self._expect: array[int] | None = None  # keys a reopened stream replays first
+        self._expect_pos = 0
+        self._replay_left: Counter[int] | None = None  # when the replay is not in order
         self._replay_until = 0
         self._last_data = time.monotonic()
 
@@ -404,7 +463,8 @@ class LogReader:
                     sock.settimeout(None)
         return res
 
-    def _chunks(self, res: Any) -> Iterator[bytes]:
+    @staticmethod
+    def _chunks(res: Any) -> Iterator[bytes]:
         fast = _body_reader(res)
         if fast is not None:
             yield from fast
@@ -438,30 +498,61 @@ class LogReader:
             data = payload
         else:
             data = payload[sp + 1 :]
-        # One int per frame, not a tuple: at 50k lines/s the window holds 250k keys.
-        key = hash((ts, stream_id, data))
-        seen = self._seen
-        if self._replay is not None:
-            if ts > self._replay_until:
-                self._replay = None  # past everything delivered before: plain again
-            else:
-                n = self._replay.get(key, 0) + 1
-                self._replay[key] = n
-                if n <= seen.get(key, 0):
-                    return  # delivered before the stream was reopened
-        count = seen.get(key, 0)
-        seen[key] = count + 1
-        if not count:
-            self._seen_order.append((ts, key))
+        sid = 2 if stream_id >= 2 else 1
+        key = hash((ts, sid, data))
+        if (self._expect is not None or self._replay_left is not None) and self._replayed(ts, key):
+            return
+        self._win_ts.append(ts)
+        self._win_key.append(key)
+        self._last_ts[sid] = ts
         if self._max_ts is None or ts > self._max_ts:
             self._max_ts = ts
-            horizon = ts - RESUME_WINDOW_NS
-            order = self._seen_order
-            while order and order[0][0] < horizon:
-                seen.pop(order.popleft()[1], None)
-        self._assembler.feed(_STREAMS.get(stream_id, "stdout"), ts, data, out)
+            self._prune(ts - RESUME_WINDOW_NS)
+        self._assembler.feed("stderr" if sid == 2 else "stdout", ts, data, out)
 
-    def _read_stream(self, res: Any, emit: Callable[[list[LogLine]], None]) -> None:
+    def _prune(self, horizon: int) -> None:
+        wts = self._win_ts
+        i = self._win_start
+        n = len(wts)
+        while i < n and wts[i] < horizon:
+            i += 1
+        if i > 4096 and i * 2 > n:
+            del wts[:i]
+            del self._win_key[:i]
+            i = 0
+        self._win_start = i
+
+    def _replayed(self, ts: int, key: int) -> bool:
+        """True for a frame of a reopened stream that was delivered before."""
+        expect = self._expect
+        if expect is not None:
+            pos = self._expect_pos
+            if key == expect[pos]:
+                pos += 1
+                if pos == len(expect):
+                    self._expect = None
+                self._expect_pos = pos
+                return True
+            # Not in the order delivered (frames dropped by the daemon?): by identity.
+            self._replay_left = Counter(expect[pos:])
+            self._expect = None
+        left = self._replay_left
+        assert left is not None
+        if ts > self._replay_until:
+            self._replay_left = None  # past everything delivered before
+            return False
+        n = left.get(key, 0)
+        if not n:
+            return False
+        if n == 1:
+            del left[key]
+            if not left:
+                self._replay_left = None
+        else:
+            left[key] = n - 1
+        return True
+
+    def _read_stream(self, res: Any, emit: Callable[[list[LogLine]], object]) -> None:
         decoder = FrameDecoder()
         try:
             for chunk in self._chunks(res):
@@ -485,16 +576,26 @@ class LogReader:
         """`since` for a new request; frames already delivered will be skipped.
 
         Docker stamps stdout and stderr in two goroutines, so the log file is not
-        strictly in timestamp order across streams: resume a window earlier than
-        the newest frame and skip by identity, rather than trusting `since` alone.
+        strictly in timestamp order across streams; each stream's own stamps grow.
+        So resume at the older of the two streams' newest stamps (a stream that
+        delivered nothing yet: a window before the newest frame), and skip the
+        frames delivered since then, which the new stream replays first.
         """
-        self._replay = {}
-        # Frames stamped a window past the newest delivered one cannot have been
-        # delivered: replay bookkeeping stops there, so it stays bounded.
-        self._replay_until = (self._max_ts or 0) + RESUME_WINDOW_NS
+        self._replay_left = None
+        self._expect = None
         if self._max_ts is None:
             return self._since
-        return max(self._since or 0, self._max_ts - RESUME_WINDOW_NS) or None
+        floor = self._max_ts - RESUME_WINDOW_NS
+        since = max(floor, min(self._last_ts.get(1, floor), self._last_ts.get(2, floor)))
+        if self._since is not None:
+            since = max(since, self._since)
+        wts, wkey = self._win_ts, self._win_key
+        # Stamps of the two streams interleave: take every frame at or after `since`.
+        keys = array("q", (wkey[i] for i in range(self._win_start, len(wts)) if wts[i] >= since))
+        self._expect = keys or None
+        self._expect_pos = 0
+        self._replay_until = self._max_ts + RESUME_WINDOW_NS
+        return since or None
 
     def _watch(self) -> None:
         failures = 0
@@ -528,7 +629,7 @@ class LogReader:
 
     # -- main loop
 
-    def run(self, emit: Callable[[list[LogLine]], None]) -> None:
+    def run(self, emit: Callable[[list[LogLine]], object]) -> None:
         """Read until the container has exited and every line was emitted."""
         watcher = threading.Thread(
             target=self._watch, name=f"ptui-logwatch-{self._cid[:12]}", daemon=True
@@ -587,14 +688,163 @@ class LogReader:
             self._stop.set()
 
 
+def open_attach(api: Any, container_id: str) -> Any:
+    """`POST /containers/{id}/attach` (stdout, stderr, stream), before `start`.
+
+    What `docker run` does: the container's output then comes straight from the
+    daemon as it is written, in large frames, without the json-file round trip of
+    the logs API. Returns the response to hand to :class:`AttachReader`.
+    """
+    url = api._url("/containers/{0}/attach", container_id)
+    params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 0}
+    res = api._post(url, params=params, stream=True)
+    try:
+        api._raise_for_status(res)
+    except Exception:
+        res.close()
+        raise
+    sock = _response_socket(res)
+    if sock is not None:  # quiet for hours is normal
+        with contextlib.suppress(Exception):
+            sock.settimeout(None)
+    return res
+
+
+class AttachReader:
+    """Blocking reader of a container's attach stream (opened before its start).
+
+    Lines are stamped on receipt (attach has no timestamps). When the stream ends
+    with the container's exit, every line was delivered. When it breaks earlier (a
+    dropped connection, a daemon restart), the rest comes from the logs API, which
+    replays the log from its start minus the lines already delivered, counted per
+    stream (line cutting depends on the bytes only, so the counts match).
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        container_id: str,
+        res: Any,
+        *,
+        host: str = "docker",
+        exit_grace_s: float = 2.0,
+        poll_s: float = 1.0,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self._api = api
+        self._cid = container_id
+        self._res = res
+        self._host = host
+        self._grace = exit_grace_s
+        self._poll = poll_s
+        self._max_line = max_line_bytes
+        self._lock = threading.Lock()
+        self._closed = False
+        self._next: LogReader | None = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            res, nxt = self._res, self._next
+        if res is not None:
+            abort_response(res)
+        if nxt is not None:
+            nxt.close()
+
+    def _state(self) -> bool | None:
+        """True while running, False once exited, None when gone."""
+        try:
+            state = self._api.inspect_container(self._cid)["State"]
+        except docker.errors.NotFound:
+            return None
+        return bool(state.get("Running")) or bool(state.get("Restarting"))
+
+    def _exited(self) -> bool | None:
+        """After the stream ended: did the container exit (None: it is gone)?
+        The daemon closes the stream just before it marks the container exited."""
+        deadline = time.monotonic() + max(self._grace, 0.5)
+        while True:
+            running = self._state()
+            if not running or time.monotonic() >= deadline or self._closed:
+                return None if running is None else not running
+            time.sleep(0.05)
+
+    def run(
+        self,
+        emit: Callable[[list[LogLine]], object],
+        emit_waiting: Callable[[list[LogLine]], object] | None = None,
+    ) -> None:
+        """Emit batches until the container has exited and every line was emitted.
+        `emit` returning False means the consumer is stalled (see `_Mailbox.put`);
+        what comes from the logs API then goes to `emit_waiting` (default `emit`)."""
+        assembler = LineAssembler(None, self._max_line)
+        decoder = FrameDecoder()
+        res = self._res
+        ended = False
+        try:
+            try:
+                for chunk in LogReader._chunks(res):
+                    ts = time.time_ns()
+                    out: list[LogLine] = []
+                    for stream_id, payload in decoder.feed(chunk):
+                        assembler.feed(_STREAMS.get(stream_id, "stdout"), ts, payload, out)
+                    if out and emit(out) is False:
+                        break  # consumer stalled: let go, catch up from the log later
+                    if self._closed:
+                        return
+                else:
+                    ended = True
+            except Exception:
+                if self._closed:
+                    return
+            finally:
+                with self._lock:
+                    self._res = None
+                with contextlib.suppress(Exception):
+                    res.close()
+            try:
+                exited = self._exited() if ended else False
+            except Exception:
+                exited = False
+            if exited is None or (exited and not decoder.pending_bytes):
+                out = []
+                assembler.flush(out)
+                if out:
+                    emit(out)
+                return
+            # Broken before the end: the logs API has it all; skip what we have.
+            reader = LogReader(
+                self._api,
+                self._cid,
+                None,
+                host=self._host,
+                exit_grace_s=self._grace,
+                poll_s=self._poll,
+                max_line_bytes=self._max_line,
+                skip=dict(assembler.emitted),
+            )
+            with self._lock:
+                if self._closed:
+                    return
+                self._next = reader
+            reader.run(emit_waiting or emit)
+        except ExecutorError:
+            raise
+        except Exception as exc:
+            if self._closed:
+                return
+            raise describe_error(exc, self._host, f"logs of {self._cid[:12]}") from None
+
+
 # ---------------------------------------------------------------------------- async side
 
 
 class _Mailbox:
     """Thread -> event loop hand-over of line batches, woken once per batch."""
 
-    def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
+    def __init__(self, token: anyio.lowlevel.EventLoopToken, cap: int = _MAX_PENDING_LINES) -> None:
         self._token = token
+        self._cap = cap
         self._cond = threading.Condition()
         self._lines: list[LogLine] = []
         self._done = False
@@ -608,18 +858,31 @@ class _Mailbox:
         with contextlib.suppress(Exception):
             anyio.from_thread.run_sync(event.set, token=self._token)
 
-    def put(self, lines: list[LogLine]) -> None:
+    def put(self, lines: list[LogLine], stall_s: float | None = None) -> bool:
+        """Hand over `lines`, waiting while the consumer is far behind. With
+        `stall_s`, wait that long at most: then the lines are taken anyway and False
+        says the consumer is stalled."""
+        kept_up = True
         with self._cond:
-            while len(self._lines) >= _MAX_PENDING_LINES and not self._closed:
-                self._cond.wait(0.5)
+            deadline = None if stall_s is None else time.monotonic() + stall_s
+            while len(self._lines) >= self._cap and not self._closed:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        kept_up = False
+                        break
+                    self._cond.wait(min(0.5, left))
+                else:
+                    self._cond.wait(0.5)
             if self._closed:
-                return
+                return True
             if self._lines:
                 self._lines.extend(lines)
             else:
                 self._lines = lines
             event, self._event = self._event, None
         self._wake(event)
+        return kept_up
 
     def finish(self, error: BaseException | None = None) -> None:
         with self._cond:
@@ -657,22 +920,51 @@ async def follow_container_log_batches(
     exit_grace_s: float = 2.0,
     poll_s: float = 1.0,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    skip: dict[Stream, int] | None = None,
+    attach: Any = None,
 ) -> AsyncGenerator[list[LogLine], None]:
-    """Like `follow_container_logs`, in batches (whatever arrived since the last one)."""
-    mailbox = _Mailbox(anyio.lowlevel.current_token())
-    reader = LogReader(
-        api,
-        container_id,
-        since_ns,
-        host=host,
-        exit_grace_s=exit_grace_s,
-        poll_s=poll_s,
-        max_line_bytes=max_line_bytes,
+    """Like `follow_container_logs`, in batches (whatever arrived since the last one).
+
+    `skip`: per stream, how many lines from the start of the log to leave out
+    (already stored; use with `since_ns=None`). `attach`: a response of
+    :func:`open_attach` to read instead of the logs API (a run followed live).
+    """
+    mailbox = _Mailbox(
+        anyio.lowlevel.current_token(),
+        _MAX_PENDING_ATTACH if attach is not None else _MAX_PENDING_LINES,
     )
+    reader: LogReader | AttachReader
+    if attach is not None:
+        reader = AttachReader(
+            api,
+            container_id,
+            attach,
+            host=host,
+            exit_grace_s=exit_grace_s,
+            poll_s=poll_s,
+            max_line_bytes=max_line_bytes,
+        )
+    else:
+        reader = LogReader(
+            api,
+            container_id,
+            since_ns,
+            host=host,
+            exit_grace_s=exit_grace_s,
+            poll_s=poll_s,
+            max_line_bytes=max_line_bytes,
+            skip=skip,
+        )
+
+    def emit(lines: list[LogLine]) -> bool:
+        return mailbox.put(lines, ATTACH_STALL_S if attach is not None else None)
 
     def work() -> None:
         try:
-            reader.run(mailbox.put)
+            if isinstance(reader, AttachReader):
+                reader.run(emit, mailbox.put)
+            else:
+                reader.run(mailbox.put)
         except BaseException as exc:
             mailbox.finish(exc)
         else:
