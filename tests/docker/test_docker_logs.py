@@ -354,3 +354,101 @@ async def test_async_follow_stops_reader_when_consumer_leaves() -> None:
             break
         await anyio.sleep(0.02)
     assert not any(t.name.startswith("ptui-logs-") for t in threading.enumerate())
+
+
+# ------------------------------------------------------- exact cuts, counts, attach
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"")),
+    cuts=st.lists(st.integers(1, 40), min_size=1, max_size=10),
+    max_line=st.integers(1, 16),
+)
+def test_lines_depend_on_the_bytes_only(data: bytes, cuts: list[int], max_line: int) -> None:
+    """However the bytes are pieced (attach frames, logs API pieces), the same lines
+    come out, long ones cut every `max_line_bytes`: resuming by counts relies on it."""
+
+    def lines(pieces: list[bytes]) -> list[str]:
+        asm = LineAssembler(max_line_bytes=max_line)
+        out: list[LogLine] = []
+        for p in pieces:
+            asm.feed("stdout", T0, p, out)
+        asm.flush(out)
+        return [ln.text for ln in out]
+
+    pieces, pos, i = [], 0, 0
+    while pos < len(data):
+        pieces.append(data[pos : pos + cuts[i % len(cuts)]])
+        pos += cuts[i % len(cuts)]
+        i += 1
+    whole = lines([data] if data else [])
+    assert lines(pieces) == whole
+    want: list[str] = []
+    body = data.split(b"\n")
+    if body and body[-1] == b"":
+        body.pop()
+    for raw in body:
+        chunks = [raw[k : k + max_line] for k in range(0, len(raw), max_line)] or [b""]
+        want += [c.decode("utf-8", "replace") for c in chunks]
+    assert whole == want
+
+
+def test_skip_leaves_out_the_first_lines_of_each_stream() -> None:
+    asm = LineAssembler(skip={"stdout": 2, "stderr": 1})
+    out: list[LogLine] = []
+    asm.feed("stdout", T0, b"o1\no2\no3\n", out)
+    asm.feed("stderr", T0, b"e1\ne2\n", out)
+    asm.feed("stdout", T0, b"o4\n", out)
+    assert [(ln.stream, ln.text) for ln in out] == [
+        ("stdout", "o3"),
+        ("stderr", "e2"),
+        ("stdout", "o4"),
+    ]
+    assert asm.emitted == {"stdout": 2, "stderr": 1}
+
+
+def raw_frame(stream: int, data: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+
+def run_attach(api: FakeAPI, chunks: list[bytes]) -> list[LogLine]:
+    from picsellia_tui.engine.executors.docker_logs import AttachReader
+
+    res = SimpleNamespace(raw=FakeRaw(chunks, False), close=lambda: None)
+    out: list[LogLine] = []
+    AttachReader(api, "c" * 64, res, poll_s=0.05, exit_grace_s=0.2).run(out.extend)
+    return out
+
+
+def test_attach_to_the_exit_needs_no_logs_api() -> None:
+    api = FakeAPI([], running_until=0)
+    got = run_attach(api, [raw_frame(1, b"a\nb\n") + raw_frame(2, b"err\n"), raw_frame(1, b"c")])
+    assert [(ln.stream, ln.text) for ln in got] == [
+        ("stdout", "a"),
+        ("stdout", "b"),
+        ("stderr", "err"),
+        ("stdout", "c"),
+    ]
+    assert api.requests == []
+
+
+def test_attach_broken_mid_run_resumes_from_the_log_by_counts() -> None:
+    # attach delivered a, b, err and half of "cd"; then the connection dropped
+    replay = [
+        frame(1, T0, b"a\n"),
+        frame(2, T0 + 1, b"err\n"),
+        frame(1, T0 + 2, b"b\n"),
+        frame(1, T0 + 3, b"cd\n"),
+        frame(2, T0 + 4, b"err2\n"),
+    ]
+    api = FakeAPI([(replay, False), ([], False)], running_until=1)
+    got = run_attach(api, [raw_frame(1, b"a\nb\nc") + raw_frame(2, b"err\n")])
+    assert [(ln.stream, ln.text) for ln in got] == [
+        ("stdout", "a"),
+        ("stdout", "b"),
+        ("stderr", "err"),
+        ("stdout", "cd"),
+        ("stderr", "err2"),
+    ]
+    assert "since" not in api.requests[0]  # from the start, skipping what we have
