@@ -248,3 +248,25 @@ def test_database_hint_agrees_with_the_settings(
     # When the settings would refuse, the hint gives up (the command's own engine
     # then reports the problem).
     assert database_hint(tmp_path / "missing.toml", {}) is None
+
+
+def test_malformed_requests_are_refused_and_the_engine_keeps_serving(ws: Workspace) -> None:
+    import socket as socketlib
+
+    server, _ = ws.serve()
+    path = str(socket_path(ws.database))
+    for payload in (b"not json\n", b"[1, 2]\n", b"\xff\xfe\n", b"x" * (2 * 2**20)):
+        with socketlib.socket(socketlib.AF_UNIX) as s:
+            s.connect(path)
+            s.settimeout(10)
+            try:
+                s.sendall(payload)
+            except OSError:
+                pass  # the engine may close on an oversized request before reading it all
+            answer = s.makefile("rb").readline()
+            assert json.loads(answer)["message"] == "malformed request"
+    with socketlib.socket(socketlib.AF_UNIX) as s:  # a client that says nothing and goes
+        s.connect(path)
+    assert server.poll() is None
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait", importtime=True)
+    assert r.returncode == 0 and heavy_imports(r.stderr) == set()
