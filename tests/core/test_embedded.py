@@ -24,9 +24,7 @@ def test_engine_handle_runs_jobs_and_delivers_events(tmp_path: Path) -> None:
 
     handle.on_event(on_event)
     try:
-        handle.call(
-            lambda e: e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
-        )
+        handle.call(lambda e: e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx"))
         job = handle.call(lambda e: e.launch("test-copy", "m/v1", {"lines": "2"}))
         assert done.wait(30), statuses
         assert statuses[-1] == "succeeded"
