@@ -4,42 +4,81 @@ The engine runs in its own thread and event loop (`EngineHandle`); every call to
 it happens in a Textual thread worker, and its events arrive here as
 `EngineEvent` messages, so the interface never waits on SQLite, Docker or a
 remote host.
+
+Paint first: this module imports Textual and the views only (no SQLModel, no
+Docker SDK, no pydantic). Given settings (or a function loading them) rather than
+a started handle, the app shows its tabs with "starting engine…" in the header,
+then loads the settings and imports and starts the engine in a thread after the
+first frame; views' engine calls made meanwhile wait for it
+(keys stay live), and the tabs fill once it is up. The app is event-driven: no
+timer runs while nothing happens (engine events schedule one-shot refreshes).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import work
 from textual.app import App
+from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.worker import Worker, get_current_worker
 
-from picsellia_tui.engine.config import Settings
-from picsellia_tui.engine.embedded import EngineHandle
-from picsellia_tui.engine.events import (
-    ExternalChange,
-    JobCreated,
-    Resync,
-    RunChanged,
-    VersionCreated,
-)
-from picsellia_tui.engine.views import EngineStats, JobView
 from picsellia_tui.tui.keymap import GLOBAL_BINDINGS, ActionsProvider
 from picsellia_tui.tui.messages import EngineEvent, LaunchRequested, ShowJob
 from picsellia_tui.tui.screens.main import MainScreen
-from picsellia_tui.tui.widgets.base import report_worker_error
+from picsellia_tui.tui.widgets.base import EngineUnavailable, report_worker_error
 from picsellia_tui.tui.widgets.format import Clock
+from picsellia_tui.tui.widgets.header import StatusHeader
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.versions import VersionsPane
 
-# The engine's own handle now keeps its task group in one portal task.
-AppEngineHandle = EngineHandle
+if TYPE_CHECKING:
+    from picsellia_tui.engine.config import Settings
+    from picsellia_tui.engine.core import Engine
+    from picsellia_tui.engine.embedded import EngineHandle
+    from picsellia_tui.engine.embedded import EngineHandle as AppEngineHandle  # noqa: F401
+    from picsellia_tui.engine.views import EngineStats, JobView
+else:
+
+    def __getattr__(name: str) -> Any:
+        # `AppEngineHandle` (the handle tests and benches start themselves) is
+        # imported on demand: importing it loads the whole engine.
+        if name == "AppEngineHandle":
+            from picsellia_tui.engine.embedded import EngineHandle
+
+            return EngineHandle
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+T = TypeVar("T")
+REFRESH_DELAY = 0.3  # events within this window cost one stats query
+
+
+class EngineStarted(Message):
+    """The engine the app started is up."""
+
+
+class EngineFailed(Message):
+    """The engine the app started could not start; `line` says why."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
 
 
 class PicselliaApp(App[None]):
-    """Processings, ModelVersions and Jobs, over one engine handle."""
+    """Processings, ModelVersions and Jobs, over one engine handle.
+
+    `PicselliaApp(handle)` uses a started handle (tests, benches);
+    `PicselliaApp(settings=...)` starts its own after the first frame (and
+    `stop_engine()` stops it). `settings` may be a function returning them, called
+    in that thread too (loading settings imports pydantic).
+    """
 
     CSS_PATH = "app.tcss"
     TITLE = "picsellia-tui"
@@ -49,21 +88,125 @@ class PicselliaApp(App[None]):
     # Screens under 30 rows (80x24) get a tighter Jobs layout (see app.tcss).
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
-    def __init__(self, handle: EngineHandle, *, frozen_time: bool | None = None) -> None:
+    def __init__(
+        self,
+        handle: EngineHandle | None = None,
+        *,
+        settings: Settings | Callable[[], Settings] | None = None,
+        supervise: bool = True,
+        frozen_time: bool | None = None,
+    ) -> None:
         super().__init__()
-        self.handle = handle
+        if handle is None and settings is None:
+            raise TypeError("PicselliaApp needs a started handle or settings")
+        self._settings_loader: Callable[[], Settings] | None = None
+        if handle is not None:
+            settings = handle.settings
+        elif callable(settings):
+            self._settings_loader, settings = settings, None
+        # None until loaded (with a loader): the views read it once the engine is up.
+        self.settings: Settings | None = settings
+        self.settings_error: BaseException | None = None  # what loading the settings raised
+        self.handle: EngineHandle | None = handle
+        self.engine_error: str | None = None  # why the engine did not start
         self.clock = Clock(frozen_time)
         self.stats: EngineStats | None = None
+        self._supervise = supervise
+        self._engine_settled = threading.Event()  # set once the engine is up, or failed
+        self._engine_closing = False
+        self._starter: threading.Thread | None = None
         self._stats_dirty = True
         self._versions_dirty = False
+        self._refresh_timer: Timer | None = None
+        if handle is not None:
+            self._engine_settled.set()
+
+    @property
+    def engine_ready(self) -> bool:
+        return self.handle is not None
 
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
 
     def on_mount(self) -> None:
+        if self.handle is not None:
+            self._engine_up()
+        else:
+            # After the first frame is on the terminal: importing the engine holds
+            # the GIL for a while.
+            self.call_after_refresh(self._start_engine)
+
+    # -- the engine ------------------------------------------------------------------------
+
+    def engine_call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
+        """Call the engine from a thread worker; waits while the engine starts."""
+        self._engine_settled.wait()
+        handle = self.handle
+        if handle is None or self._engine_closing:
+            raise EngineUnavailable(self.engine_error or "the engine is not running")
+        return handle.call(fn)
+
+    def _start_engine(self) -> None:
+        if self._starter is not None or self._engine_closing:
+            return
+        # A plain thread, not a worker: views' workers may wait on it meanwhile.
+        self._starter = threading.Thread(
+            target=self._engine_thread, name="picsellia-engine-start", daemon=True
+        )
+        self._starter.start()
+
+    def _engine_thread(self) -> None:
+        if self._settings_loader is not None:
+            try:
+                self.settings = self._settings_loader()
+            except Exception as exc:
+                # Raised again by run_app once the terminal is restored: the command
+                # line reports it as it reports any bad configuration.
+                self.settings_error = exc
+                self.engine_error = f"picsellia-tui: {_first_line(exc)}"
+                self._engine_settled.set()
+                self.post_message(EngineFailed(self.engine_error))
+                return
+        try:
+            from picsellia_tui.engine.embedded import EngineHandle
+
+            assert self.settings is not None
+            handle = EngineHandle(self.settings, supervise=self._supervise)
+            handle.start()
+        except BaseException as exc:
+            self.engine_error = engine_error_line(exc)
+            self._engine_settled.set()
+            self.post_message(EngineFailed(self.engine_error))
+            return
+        self.handle = handle
+        self._engine_settled.set()
+        self.post_message(EngineStarted())
+
+    def on_engine_started(self, _: EngineStarted) -> None:
+        if self._engine_closing:
+            return
+        self._engine_up()
+
+    def on_engine_failed(self, message: EngineFailed) -> None:
+        # run_app prints the line once the terminal is restored.
+        self.exit(return_code=1)
+
+    def _engine_up(self) -> None:
+        assert self.handle is not None
         self.handle.on_event(self._from_engine)
-        self.set_interval(0.3, self._tick)
-        self._tick()
+        self._stats_dirty = True
+        self._schedule_refresh(0)
+
+    def stop_engine(self) -> None:
+        """After the app has exited: stop the engine it started (waiting for a
+        start under way to end first)."""
+        self._engine_closing = True
+        starter = self._starter
+        if starter is not None:
+            starter.join()
+        self._engine_settled.set()  # nothing waits on a start any more
+        if starter is not None and self.handle is not None:
+            self.handle.stop()
 
     # -- engine events ----------------------------------------------------------------------
 
@@ -72,17 +215,33 @@ class PicselliaApp(App[None]):
         self.post_message(EngineEvent(event))
 
     def on_engine_event(self, message: EngineEvent) -> None:
+        from picsellia_tui.engine.events import (
+            ExternalChange,
+            JobCreated,
+            Resync,
+            RunChanged,
+            VersionCreated,
+        )
+
         ev = message.event
         if isinstance(ev, JobCreated | RunChanged | ExternalChange | Resync):
             self._stats_dirty = True
+            self._schedule_refresh()
         if isinstance(ev, VersionCreated | ExternalChange | Resync):
             self._versions_dirty = True
+            self._schedule_refresh()
         screen = self._main()
         if screen is not None:
             for pane in screen.query(JobsPane):  # none while the screen is composing
                 pane.engine_event(ev)
 
-    def _tick(self) -> None:
+    def _schedule_refresh(self, delay: float = REFRESH_DELAY) -> None:
+        """One refresh after `delay` for whatever was marked dirty meanwhile."""
+        if self._refresh_timer is None:
+            self._refresh_timer = self.set_timer(max(delay, 0.01), self._refresh_dirty)
+
+    def _refresh_dirty(self) -> None:
+        self._refresh_timer = None
         if self._stats_dirty:
             self._stats_dirty = False
             self._load_stats()
@@ -95,7 +254,7 @@ class PicselliaApp(App[None]):
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
     def _load_stats(self) -> None:
-        stats = self.handle.call(lambda e: e.stats())
+        stats = self.engine_call(lambda e: e.stats())
         if get_current_worker().is_cancelled:  # a newer one runs: its answer is fresher
             return
         self.call_from_thread(self._show_stats, stats)
@@ -104,8 +263,6 @@ class PicselliaApp(App[None]):
         self.stats = stats
         screen = self._main()
         if screen is not None:
-            from picsellia_tui.tui.widgets.header import StatusHeader
-
             for header in screen.query(StatusHeader):
                 header.show(stats)
 
@@ -175,27 +332,31 @@ class PicselliaApp(App[None]):
         screen.query_one(JobsPane).focus_job(job_id, follow=follow)
 
 
-def run_app(settings: Settings) -> None:
-    """Open the interface on the configured workspace; exit 1 with one line when
-    the engine cannot start."""
+def run_app(settings: Settings | Callable[[], Settings]) -> None:
+    """Open the interface on the configured workspace (the engine starts behind
+    the first frame); exit 1 with one line when the engine cannot start.
+
+    `settings` may be a function loading them: it is called after the first frame
+    too, and what it raises is raised here once the app has closed."""
+    app = PicselliaApp(settings=settings, supervise=True)
+    try:
+        app.run()
+    finally:
+        app.stop_engine()
+    if app.settings_error is not None:
+        raise app.settings_error
+    if app.engine_error is not None:
+        print(app.engine_error, file=sys.stderr)
+        raise SystemExit(1)
+
+
+def engine_error_line(exc: BaseException) -> str:
+    """The one line shown when the engine cannot start."""
     from picsellia_tui.engine.errors import EngineError
 
-    handle = AppEngineHandle(settings, supervise=True)
-    try:
-        handle.start()
-    except (EngineError, OSError, ValueError) as exc:
-        print(f"picsellia-tui: cannot open the workspace: {_first_line(exc)}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except Exception as exc:
-        print(
-            f"picsellia-tui: the engine did not start: {type(exc).__name__}: {_first_line(exc)}",
-            file=sys.stderr,
-        )
-        raise SystemExit(1) from None
-    try:
-        PicselliaApp(handle).run()
-    finally:
-        handle.stop()
+    if isinstance(exc, EngineError | OSError | ValueError):
+        return f"picsellia-tui: cannot open the workspace: {_first_line(exc)}"
+    return f"picsellia-tui: the engine did not start: {type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -3,11 +3,12 @@ the engine's thread (Textual's post_message is thread-safe)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from picsellia_tui.engine.events import Event
+if TYPE_CHECKING:
+    from picsellia_tui.engine.events import Event
 
 
 class EngineEvent(Message):

@@ -1,4 +1,4 @@
-"""What every view needs from the app: the engine handle and the clock.
+"""What every view needs from the app: engine calls, settings and the clock.
 
 Engine calls block the calling thread: call `engine_call` only from thread
 workers (`@work(thread=True)`), never from a handler on the event loop.
@@ -15,10 +15,14 @@ from textual.worker import Worker, WorkerState
 from picsellia_tui.tui.widgets.format import Clock
 
 if TYPE_CHECKING:
+    from picsellia_tui.engine.config import Settings
     from picsellia_tui.engine.core import Engine
-    from picsellia_tui.engine.embedded import EngineHandle
 
 T = TypeVar("T")
+
+
+class EngineUnavailable(Exception):
+    """The engine did not start (or the app is closing): str() says why."""
 
 
 class EngineAccess:
@@ -27,15 +31,19 @@ class EngineAccess:
     app: Any
 
     @property
-    def handle(self) -> EngineHandle:
-        return cast("EngineHandle", self.app.handle)
+    def settings(self) -> Settings:
+        """The app's settings: loaded once the engine is up (engine_call returned)."""
+        settings = self.app.settings
+        assert settings is not None, "settings are read once the engine is up"
+        return cast("Settings", settings)
 
     @property
     def clock(self) -> Clock:
         return cast(Clock, self.app.clock)
 
     def engine_call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
-        return self.handle.call(fn)
+        """Waits while the engine starts (the app starts it after its first frame)."""
+        return cast(T, self.app.engine_call(fn))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Workers run with exit_on_error=False: a failed engine call is a notice,

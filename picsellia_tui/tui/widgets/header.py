@@ -1,21 +1,30 @@
-"""The one-line header: organization, user, executor host, live run counts."""
+"""The one-line header: organization, user, executor host, live run counts
+("starting engine…" until the engine is up)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from picsellia_tui.engine.views import EngineStats
 from picsellia_tui.tui.widgets.format import STATUS_STYLE, STATUS_SYMBOL
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.views import EngineStats
 
 
 class StatusHeader(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(Text("picsellia-tui", style="bold"), id="header-title")
         yield Static("", id="header-workspace")
-        yield Static("", id="header-counts")
+        # Until the engine is up (the app starts it after its first frame).
+        starting = not getattr(self.app, "engine_ready", True)
+        yield Static(
+            Text("starting engine…", style="dim italic") if starting else "", id="header-counts"
+        )
 
     def show(self, stats: EngineStats) -> None:
         where = f"{stats.executor} @ {stats.host}"

@@ -3,15 +3,17 @@ arrive; the selected job's run history, its failed run's error summary and the
 log of the selected run.
 
 Big histories are paged: the first PAGE jobs load at once, the next page when
-the cursor nears the end. Engine events only mark what is stale; a short timer
-then fetches the changed jobs (`jobs(changed_since=...)`) in a worker, so a burst
-of events costs one query.
+the cursor nears the end. Engine events only mark what is stale and schedule one
+short one-shot timer, which fetches the changed jobs (`jobs(changed_since=...)`)
+in a worker, so a burst of events costs one query. Nothing polls: with nothing
+happening no timer runs, except the 1 s tick of the duration of a running run
+while one is on screen.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -20,27 +22,24 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Static, TabbedContent
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, RerunRefused
-from picsellia_tui.engine.events import (
-    Event,
-    ExternalChange,
-    JobCreated,
-    LogAppended,
-    Resync,
-    RunChanged,
-)
-from picsellia_tui.engine.views import JobView, RunView
 from picsellia_tui.storage.params import MASK
 from picsellia_tui.tui.messages import LaunchRequested
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import status_text
 from picsellia_tui.tui.widgets.log_view import LogView
 
+if TYPE_CHECKING:
+    from picsellia_tui.engine.events import Event
+    from picsellia_tui.engine.views import JobView, RunView
+
 PAGE = 200
 RUNS_BATCH = 40
 DETAIL_DELAY = 0.08
+TICK_DELAY = 0.2  # events within this window cost one query
+ACTIVE = ("pending", "running")
 JOB_COLUMNS = ("job", "status", "attempts", "processing", "target", "by", "when", "duration")
 RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit")
 # Fixed widths: cells updated in place never re-measure a whole column (O(rows)).
@@ -50,6 +49,15 @@ OVERLAP = timedelta(seconds=2)  # re-read a little before the last change seen
 
 class JobsTable(Table):
     BINDINGS = [Binding("enter", "select_cursor", "Log", show=False)]
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        # Rows came into view: their durations (and maybe the next page) are wanted.
+        if int(old_value) != int(new_value):
+            for pane in self.ancestors:
+                if isinstance(pane, JobsPane):
+                    pane.kick()
+                    break
 
 
 class RunsTable(Table):
@@ -89,6 +97,7 @@ class JobsPane(EngineAccess, Vertical):
         self.current_run_id: int | None = None
         self.pin_latest = True  # show the newest run of the job as runs are added
         self._want_job: int | None = None
+        self._job_chosen = False  # focus_job was called: the first page keeps its pick
         self._want_follow: bool | None = None
         self._need_changes = False
         self._need_detail = False
@@ -96,6 +105,8 @@ class JobsPane(EngineAccess, Vertical):
         self._paging = False
         self._log_path: str | None = None
         self._detail_timer: Timer | None = None
+        self._tick_timer: Timer | None = None  # the one-shot refresh, when pending
+        self._duration_timer: Timer | None = None  # while a running run is on screen
 
     def compose(self) -> ComposeResult:
         jobs = JobsTable(id="jobs-table")
@@ -110,16 +121,27 @@ class JobsPane(EngineAccess, Vertical):
             yield runs
             with VerticalScroll(id="run-error", classes="-hidden"):
                 yield Static("", id="run-error-text")
-            yield LogView(id="job-log", save_dir=self.handle.settings.export_dir)
+            # Polls its file only while the shown run is active (see _show_run); its
+            # save folder is set with its first run (settings may still be loading).
+            yield LogView(id="job-log", live=False)
 
     def on_mount(self) -> None:
         self.load_page()
-        self.set_interval(0.2, self._tick)
-        self.set_interval(1.0, self._tick_durations)
+
+    def on_resize(self) -> None:
+        self.kick()
 
     # -- engine events -------------------------------------------------------------------
 
     def engine_event(self, ev: Event) -> None:
+        from picsellia_tui.engine.events import (
+            ExternalChange,
+            JobCreated,
+            LogAppended,
+            Resync,
+            RunChanged,
+        )
+
         if isinstance(ev, LogAppended):
             if ev.run_id == self.current_run_id:
                 self.query_one(LogView).refresh_source()
@@ -128,12 +150,27 @@ class JobsPane(EngineAccess, Vertical):
             self._need_changes = True
             if self.current is not None and not isinstance(ev, JobCreated):
                 self._need_detail = True
+            self.kick()
         elif isinstance(ev, RunChanged):
             self._need_changes = True
             if self.current is not None and ev.job_id == self.current.id:
                 self._need_detail = True
+            self.kick()
+
+    def kick(self, delay: float = TICK_DELAY) -> None:
+        """Something may be stale: refresh once, shortly (one timer for a burst)."""
+        if self._tick_timer is None and self.is_mounted:
+            self._tick_timer = self.set_timer(max(delay, 0.01), self._tick)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # (EngineAccess's handler runs too: Textual calls each class's own.)
+        # A fetch ended: what was marked stale while it ran is fetched now.
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            if self._need_changes or self._need_detail or self._stale_runs:
+                self.kick()
 
     def _tick(self) -> None:
+        self._tick_timer = None
         self._tick_runs()
         if self._need_changes and not self._fetching and self.loaded:
             self._need_changes = False
@@ -143,20 +180,42 @@ class JobsPane(EngineAccess, Vertical):
             self._need_detail = False
             self.load_detail(self.current.id)
 
+    def _running_on_screen(self) -> tuple[list[tuple[int, RunView]], list[RunView]]:
+        """Running runs whose duration is on screen: (job id, its latest run) of
+        the visible job rows, and the runs of the selected job."""
+        jobs = []
+        for job_id in self._visible_ids():
+            run = self.latest_runs.get(job_id)
+            if run is not None and run.status == "running":
+                jobs.append((job_id, run))
+        runs = [r for r in self.current.runs if r.status == "running"] if self.current else []
+        return jobs, runs
+
+    def _update_duration_timer(self) -> None:
+        """Tick durations each second while a running run is on screen, only then."""
+        if not self.is_mounted:
+            return
+        jobs, runs = self._running_on_screen()
+        if jobs or runs:
+            if self._duration_timer is None:
+                self._duration_timer = self.set_interval(1.0, self._tick_durations)
+        elif self._duration_timer is not None:
+            self._duration_timer.stop()
+            self._duration_timer = None
+
     def _tick_durations(self) -> None:
+        jobs, runs = self._running_on_screen()
         table = self.query_one(JobsTable)
-        for job_id, run in self.latest_runs.items():
-            if run.status == "running" and table.has_key(str(job_id)):
-                table.update_cell(
-                    str(job_id), "duration", self.clock.duration(run.started_at, None)
+        for job_id, run in jobs:
+            table.update_cell(str(job_id), "duration", self.clock.duration(run.started_at, None))
+        runs_table = self.query_one(RunsTable)
+        for run in runs:
+            if runs_table.has_key(str(run.id)):
+                runs_table.update_cell(
+                    str(run.id), "duration", self.clock.duration(run.started_at, None)
                 )
-        if self.current is not None:
-            runs = self.query_one(RunsTable)
-            for run in self.current.runs:
-                if run.status == "running" and runs.has_key(str(run.id)):
-                    runs.update_cell(
-                        str(run.id), "duration", self.clock.duration(run.started_at, None)
-                    )
+        if not (jobs or runs):
+            self._update_duration_timer()
 
     # -- loading -------------------------------------------------------------------------
 
@@ -187,8 +246,9 @@ class JobsPane(EngineAccess, Vertical):
         self._apply(rows)
         if not self.loaded:
             self.loaded = True
-            if self._want_job is None and rows:
+            if self._want_job is None and not self._job_chosen and rows:
                 self._select_job(rows[0].id)
+        self.kick(0)  # the durations of the rows on screen; the next page when near
 
     @work(thread=True, exit_on_error=False, group="jobs-changes")
     def fetch_changes(self, since: datetime | None) -> None:
@@ -214,6 +274,7 @@ class JobsPane(EngineAccess, Vertical):
         floor = self.oldest_page_id
         # Jobs older than the loaded pages come with their page, not now.
         self._apply([j for j in rows if j.id in self.jobs or floor is None or j.id > floor])
+        self.kick()
 
     # Durations need each job's latest run, which the job list does not carry: they
     # are fetched for the rows on screen only, a few at a time, when missing or stale.
@@ -254,6 +315,8 @@ class JobsPane(EngineAccess, Vertical):
             self.latest_runs[job_id] = run
             if table.has_key(str(job_id)):
                 table.update_cell(str(job_id), "duration", self._duration(job_id))
+        self._update_duration_timer()
+        self.kick()  # more rows on screen may still lack their run
 
     def _duration(self, job_id: int) -> str:
         run = self.latest_runs.get(job_id)
@@ -292,6 +355,9 @@ class JobsPane(EngineAccess, Vertical):
         if self._want_job is not None and table.has_key(str(self._want_job)):
             self._select_job(self._want_job)
         self._update_empty()
+        self._update_duration_timer()
+        if self._stale_runs:
+            self.kick()
 
     def _update_empty(self) -> None:
         if not self.jobs and self.loaded:
@@ -323,6 +389,7 @@ class JobsPane(EngineAccess, Vertical):
         latest run's log."""
         self._want_follow = follow
         self.pin_latest = True
+        self._job_chosen = True
         if job_id in self.jobs:
             self._select_job(job_id)
         else:
@@ -404,6 +471,7 @@ class JobsPane(EngineAccess, Vertical):
             self._apply([job.model_copy(update={"runs": []})])
         same_job = self.current is not None and self.current.id == job.id
         self.current = job
+        self._update_duration_timer()
         self._show_summary(job)
         runs = self.query_one(RunsTable)
         if not same_job:
@@ -457,6 +525,11 @@ class JobsPane(EngineAccess, Vertical):
     def _show_run(self, job: JobView, run: RunView) -> None:
         self.current_run_id = run.id
         log = self.query_one(LogView)
+        # An active run's log grows: LogAppended events say so when this engine
+        # captures it, polling the file covers another instance's. A finished
+        # run's log is complete: no polling.
+        log.live = run.status in ACTIVE
+        log.save_dir = self.settings.export_dir
         if self._want_follow is not None:
             log.follow = self._want_follow
             self._want_follow = None
@@ -484,6 +557,7 @@ class JobsPane(EngineAccess, Vertical):
     def on_show(self) -> None:
         # A log set while the tab was hidden was laid out at height 0.
         self.call_after_refresh(self._log_to_bottom)
+        self.kick(0)  # the rows now on screen may lack their durations
 
     def _log_to_bottom(self) -> None:
         log = self.query_one(LogView)
@@ -521,6 +595,7 @@ class JobsPane(EngineAccess, Vertical):
         self._need_changes = True
         if self.current is not None:
             self._need_detail = True
+        self.kick(0)
 
     def action_rerun(self) -> None:
         job = self.selected_job()
@@ -572,6 +647,7 @@ class JobsPane(EngineAccess, Vertical):
             log.follow = True
             self._need_detail = True
         self._need_changes = True
+        self.kick()
 
     def action_edit_rerun(self) -> None:
         job = self.selected_job()

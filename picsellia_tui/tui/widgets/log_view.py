@@ -11,7 +11,9 @@ Keys (shown in the footer): ``f`` follow, ``w`` wrap, ``t`` timestamps, ``g`` / 
 top / bottom, ``/`` search, ``n`` / ``N`` next / previous match, ``s`` save.
 
 The app calls :meth:`LogView.refresh_source` when engine events say a run wrote
-lines; a timer (0.25 s while following, 1 s otherwise) covers the rest.
+lines. While :attr:`LogView.live` (the run may still write: another process's
+engine writes without telling this one) a timer also polls the file, every
+0.25 s while following, 1 s otherwise; a finished run's log is not polled.
 """
 
 from __future__ import annotations
@@ -555,6 +557,7 @@ class LogView(Vertical):
         save_dir: Path | None = None,
         save_name: str | None = None,
         follow: bool = True,
+        live: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -565,6 +568,7 @@ class LogView(Vertical):
         self.save_name = save_name
         self.log_lines = LogLines(id="log-lines")
         self._poll: Timer | None = None
+        self._live = live
         self._search: tuple[re.Pattern[str], str, bool, bool] | None = None
         self.set_reactive(LogView.follow, follow)
 
@@ -618,12 +622,26 @@ class LogView(Vertical):
             self.pending_lines += new
         return new
 
+    @property
+    def live(self) -> bool:
+        """The log may still grow: poll its file (else only refresh_source calls)."""
+        return self._live
+
+    @live.setter
+    def live(self, live: bool) -> None:
+        if live != self._live:
+            self._live = live
+            if self.is_mounted:
+                self._restart_poll()
+
     def _restart_poll(self) -> None:
         if self._poll is not None:
             self._poll.stop()
-        self._poll = self.set_interval(
-            FOLLOW_POLL_S if self.follow else IDLE_POLL_S, self.refresh_source
-        )
+            self._poll = None
+        if self._live:
+            self._poll = self.set_interval(
+                FOLLOW_POLL_S if self.follow else IDLE_POLL_S, self.refresh_source
+            )
 
     # ---------------------------------------------------------------- reactives
     def watch_follow(self, follow: bool) -> None:

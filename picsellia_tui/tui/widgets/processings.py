@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -13,10 +15,12 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from picsellia_tui.engine.views import ProcessingView
 from picsellia_tui.tui.messages import LaunchRequested
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import TARGET_TITLES, constraints_summary, num, truncate
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.views import ProcessingView
 
 GROUP_PREFIX = "group:"
 
@@ -153,7 +157,7 @@ class ProcessingsPane(EngineAccess, Vertical):
                 else ""
             )
             return
-        detail.update(render_processing(p, self.presence, self.handle.settings.executor))
+        detail.update(render_processing(p, self.presence, self.settings.executor))
 
     # -- actions -------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ lineage; launch on a version, jump to the job that produced it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -14,10 +16,12 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError
-from picsellia_tui.engine.views import VersionView
 from picsellia_tui.tui.messages import LaunchRequested, ShowJob
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import Clock, key_metrics, metric_value, size, truncate
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.views import VersionView
 
 
 class VersionsTable(Table):
