@@ -83,8 +83,9 @@ async def serve_control(
             task_status.started(path)
             await listener.serve(lambda conn: _handle(engine, conn))
         finally:
-            await listener.aclose()
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # before any await: we are being cancelled
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
     finally:
         os.close(lock_fd)  # releases the lock
 

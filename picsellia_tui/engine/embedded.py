@@ -22,6 +22,7 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from picsellia_tui.engine.config import Settings
+from picsellia_tui.engine.control import serve_control
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.events import Event
 
@@ -53,10 +54,16 @@ class EngineHandle:
         # The engine's task group must be entered and left by the same task: one
         # long task of the portal holds it until stop().
         async def serve(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-            async with Engine(self.settings, supervise=self.supervise) as engine:
+            async with (
+                Engine(self.settings, supervise=self.supervise) as engine,
+                anyio.create_task_group() as tg,
+            ):
+                if self.supervise:  # commands hand their launches to this engine
+                    await tg.start(serve_control, engine)
                 stop = anyio.Event()
                 task_status.started((engine, stop))
                 await stop.wait()
+                tg.cancel_scope.cancel()
 
         try:
             self._serving, (engine, self._stop_event) = portal.start_task(serve)

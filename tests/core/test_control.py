@@ -270,3 +270,19 @@ def test_malformed_requests_are_refused_and_the_engine_keeps_serving(ws: Workspa
     assert server.poll() is None
     r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait", importtime=True)
     assert r.returncode == 0 and heavy_imports(r.stderr) == set()
+
+
+def test_the_apps_engine_serves_commands_too(ws: Workspace) -> None:
+    from picsellia_tui.engine.embedded import EngineHandle
+
+    handle = EngineHandle(load_settings())  # what the app runs, same workspace
+    handle.start()
+    try:
+        assert socket_path(ws.database).exists()
+        r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=2", "--wait", importtime=True)
+        assert r.returncode == 0, r.stderr
+        assert heavy_imports(r.stderr) == set()
+        assert "line 1" in r.stdout
+    finally:
+        handle.stop()
+    assert not socket_path(ws.database).exists()
