@@ -112,6 +112,9 @@ class PicselliaApp(App[None]):
         self.clock = Clock(frozen_time)
         self.stats: EngineStats | None = None
         self._supervise = supervise
+        # Mount the hidden tabs' views after the first frame (see MainScreen); with
+        # a started handle the data is there at once, and callers query the views.
+        self.lazy_views = handle is None
         self._engine_settled = threading.Event()  # set once the engine is up, or failed
         self._engine_closing = False
         self._starter: threading.Thread | None = None
@@ -298,8 +301,11 @@ class PicselliaApp(App[None]):
         if selector is None:
             self.call_after_refresh(self.run_action, action)
             return
-        target = screen.query_one(selector)
-        self.call_after_refresh(target.run_action, action)
+        targets = screen.query(selector)
+        if not targets:  # a view not mounted yet (they mount after the first frame)
+            self.call_after_refresh(self.run_view_action, None, selector, action)
+            return
+        self.call_after_refresh(targets.first().run_action, action)
 
     def on_launch_requested(self, message: LaunchRequested) -> None:
         from picsellia_tui.tui.dialogs.launch import LaunchDialog
@@ -329,7 +335,11 @@ class PicselliaApp(App[None]):
         if screen is None:
             return
         screen.show_tab("jobs")
-        screen.query_one(JobsPane).focus_job(job_id, follow=follow)
+        panes = screen.query(JobsPane)
+        if not panes:  # not mounted yet (it mounts after the first frame)
+            self.call_after_refresh(self.show_job, job_id, follow)
+            return
+        panes.first().focus_job(job_id, follow=follow)
 
 
 def run_app(settings: Settings | Callable[[], Settings]) -> None:

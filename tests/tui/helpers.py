@@ -98,11 +98,19 @@ async def until(pilot: Any, check: Callable[[], Any], timeout: float = 20.0) -> 
 
 
 async def ready(pilot: Any) -> None:
-    """The main screen is up and has loaded the processings."""
+    """The main screen is up, its lazily mounted views too, and has loaded the
+    processings."""
     from picsellia_tui.tui.screens.main import MainScreen
+    from picsellia_tui.tui.widgets.jobs import JobsPane
+    from picsellia_tui.tui.widgets.versions import VersionsPane
 
     def loaded() -> bool:
         screen = pilot.app.screen_stack[0] if pilot.app.screen_stack else None
-        return isinstance(screen, MainScreen) and screen.query_one("#proc-table").row_count >= 4
+        return (
+            isinstance(screen, MainScreen)
+            and screen.query_one("#proc-table").row_count >= 4
+            and bool(screen.query(JobsPane))
+            and bool(screen.query(VersionsPane))
+        )
 
     await until(pilot, loaded)

@@ -1,9 +1,16 @@
-"""The main screen: header, the three tabs, footer."""
+"""The main screen: header, the three tabs, footer.
+
+When the app starts its own engine (`app.lazy_views`), the hidden tabs' views
+are mounted lazily, right after the first frame (which then costs only the
+header, the Processings tab and the footer). Given a started engine (tests,
+benches) they are composed at once, so they can be queried from the start."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.lazy import Lazy
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from picsellia_tui.tui.widgets.header import StatusHeader
@@ -20,18 +27,30 @@ class MainScreen(Screen[None]):
     AUTO_FOCUS = None
 
     def compose(self) -> ComposeResult:
+        def lazy(view: Widget) -> Widget:
+            return Lazy(view) if getattr(self.app, "lazy_views", False) else view
+
         yield StatusHeader(id="header")
         with TabbedContent(initial="processings", id="tabs"):
             with TabPane("1 Processings", id="processings"):
                 yield ProcessingsPane(id="processings-pane")
             with TabPane("2 ModelVersions", id="versions"):
-                yield VersionsPane(id="versions-pane")
+                yield lazy(VersionsPane(id="versions-pane"))
             with TabPane("3 Jobs", id="jobs"):
-                yield JobsPane(id="jobs-pane")
+                yield lazy(JobsPane(id="jobs-pane"))
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(TABS["processings"]).focus()
+
+    def _focus_tab(self, tab: str) -> None:
+        for widget in self.query(TABS[tab]):  # none while a lazy view is not mounted
+            widget.focus()
+
+    def view_mounted(self, tab: str) -> None:
+        """A lazily mounted view is in: focus it if its tab was shown meanwhile."""
+        if tab == self.active_tab and not self._focus_in(tab):
+            self._focus_tab(tab)
 
     @property
     def active_tab(self) -> str:
@@ -42,7 +61,7 @@ class MainScreen(Screen[None]):
         if tabs.active != tab:
             tabs.active = tab
         if not self._focus_in(tab):
-            self.query_one(TABS[tab]).focus()
+            self._focus_tab(tab)
 
     def _focus_in(self, tab: str) -> bool:
         focused = self.focused
@@ -52,9 +71,9 @@ class MainScreen(Screen[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id
         if tab in TABS and tab == self.active_tab and not self._focus_in(tab):
-            self.query_one(TABS[tab]).focus()
+            self._focus_tab(tab)
 
     def on_screen_resume(self) -> None:
         tab = self.active_tab
         if tab in TABS and not self._focus_in(tab):
-            self.query_one(TABS[tab]).focus()
+            self._focus_tab(tab)

@@ -127,6 +127,9 @@ class JobsPane(EngineAccess, Vertical):
 
     def on_mount(self) -> None:
         self.load_page()
+        mounted = getattr(self.screen, "view_mounted", None)
+        if mounted is not None:  # mounted lazily: the tab may be shown already
+            mounted("jobs")
 
     def on_resize(self) -> None:
         self.kick()

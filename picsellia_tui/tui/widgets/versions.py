@@ -54,6 +54,9 @@ class VersionsPane(EngineAccess, Vertical):
 
     def on_mount(self) -> None:
         self.load()
+        mounted = getattr(self.screen, "view_mounted", None)
+        if mounted is not None:  # mounted lazily: the tab may be shown already
+            mounted("versions")
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="versions")
     def load(self) -> None:
