@@ -105,10 +105,10 @@ def root(
     if executor is not None:
         STATE["overrides"]["executor"] = executor
     if ctx.invoked_subcommand is None:
-        open_tui(settings())
+        open_tui(settings)
 
 
-def open_tui(s: Settings) -> None:
+def open_tui(s: Settings | Callable[[], Settings]) -> None:
     try:
         from picsellia_tui.tui.app import run_app
     except ImportError as exc:
@@ -838,11 +838,10 @@ def main() -> None:
 
 def _report(exc: BaseException) -> int:
     """One clear line on stderr, never a traceback (that goes to a file)."""
-    import click
-
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        return exc.exit_code
+    # Usage errors: click's, or the copy of click that typer >= 0.2x vendors.
+    if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
     if isinstance(exc, CliError):
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

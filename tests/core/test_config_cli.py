@@ -108,3 +108,49 @@ def test_version_and_help_import_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("picsellia-tui ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "No such option: --bogus"),
+        (["--config"], "Option '--config' requires an argument."),
+        (["launch"], "Missing argument"),
+        (["jobs", "list", "--limit", "0"], "Invalid value for '--limit'"),
+    ],
+)
+def test_usage_errors_are_one_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
+    r = _cli(tmp_path, *args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "unexpected" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_which_arguments_open_the_app_without_the_cli_parser() -> None:
+    from picsellia_tui.entry import app_options
+
+    assert app_options([]) == {}
+    assert app_options(["--config", "c.toml", "--data-dir=/d"]) == {
+        "config": "c.toml",
+        "data_dir": "/d",
+    }
+    assert app_options(["--executor", "process"]) == {"executor": "process"}
+    for args in (
+        ["jobs", "list"],
+        ["--help"],
+        ["--config"],
+        ["--config", "--help"],
+        ["--config", "a", "--config", "b"],
+        ["--version", "x"],
+        ["demo"],
+    ):
+        assert app_options(args) is None, args
+
+
+def test_the_app_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("concurrency = 0\n")
+    r = _cli(tmp_path, "--config", str(bad))
+    assert r.returncode == 2, r.stderr
+    # The app may have painted its first frame (the settings load behind it).
+    assert f"error: config in {bad}: concurrency" in r.stderr.strip().splitlines()[-1]
