@@ -138,9 +138,10 @@ def query_plans(settings: Any) -> tuple[list[str], list[str]]:
         .where(Job.last_status == "failed")
         .order_by(col(Job.id).desc())
         .limit(50),
+        # As engine.queries.list_jobs(changed_since=...) orders it.
         "jobs changed since": select(Job)
         .where(col(Job.updated_at) > datetime(2024, 3, 1))
-        .order_by(col(Job.id).desc())
+        .order_by(col(Job.updated_at).desc(), col(Job.id).desc())
         .limit(500),
         "count jobs by status": select(func.count())
         .select_from(Job)
