@@ -3,7 +3,6 @@ engine in its thread, processings run as local subprocesses (process executor)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,6 @@ from tests.tui.helpers import make_settings, ready, screen_text, until, workspac
 
 pytestmark = pytest.mark.anyio
 SIZE = (100, 30)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[AppEngineHandle]:
-    with workspace(tmp_path) as handle:
-        yield handle
 
 
 def main(app: PicselliaApp) -> MainScreen:

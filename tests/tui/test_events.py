@@ -4,7 +4,6 @@ paints before its engine is up and starts it itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,10 @@ from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets import log_view
 from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable
 from picsellia_tui.tui.widgets.log_view import LogView
-from tests.tui.helpers import make_settings, ready, screen_text, until, wait_for, workspace
+from tests.tui.helpers import make_settings, ready, screen_text, until, wait_for
 
 pytestmark = pytest.mark.anyio
 SIZE = (100, 30)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Iterator[AppEngineHandle]:
-    with workspace(tmp_path) as handle:
-        yield handle
 
 
 def jobs_pane(app: PicselliaApp) -> JobsPane:
