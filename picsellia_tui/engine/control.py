@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +109,12 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
             await send({"event": "mismatch", "message": f"this engine serves {mine}"})
             return
         try:
-            if req.get("op") == "launch":
-                await _launch(engine, req, send)
-            else:
+            op = OPS.get(str(req.get("op")))
+            if op is None:
                 message = f"unknown op {req.get('op')!r}"
                 await send({"event": "error", "message": message, "code": 2})
+            else:
+                await op(engine, req, send)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the command went away (Ctrl-C): its run goes on
         except (EngineError, ExecutorError, StorageError, ConfigError) as exc:
@@ -127,7 +128,10 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
                 await send({"event": "error", "message": f"engine: {exc}", "code": 1})
 
 
-async def _launch(engine: Engine, req: dict[str, Any], send: Any) -> None:
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def _launch(engine: Engine, req: dict[str, Any], send: Send) -> None:
     params = req.get("params") or {}
     if not isinstance(params, dict):
         raise ValueError("params must be an object")
@@ -138,15 +142,40 @@ async def _launch(engine: Engine, req: dict[str, Any], send: Any) -> None:
         output_version_name=req.get("name"),
         host=req.get("host"),
     )
-    run = job.runs[-1]
-    await send({"event": "job", "job": job.model_dump(mode="json")})
+    await send({"event": "started", "item": job.model_dump(mode="json")})
+    final = await _until_done(engine, job.runs[-1].id, req, send)
+    job = await engine.job(job.id)
+    await send({"event": "final", "job": job.model_dump(mode="json"), "run": final})
+
+
+async def _rerun(engine: Engine, req: dict[str, Any], send: Send) -> None:
+    run = await engine.rerun(int(req["job_id"]))
+    await send({"event": "started", "item": run.model_dump(mode="json")})
+    await send({"event": "final", "run": await _until_done(engine, run.id, req, send)})
+
+
+async def _cancel(engine: Engine, req: dict[str, Any], send: Send) -> None:
+    run = await engine.cancel(int(req["job_id"]))
+    with anyio.move_on_after(engine.settings.cancel_grace_seconds + 30):
+        run = await engine.wait_run(run.id)
+    await send({"event": "final", "run": run.model_dump(mode="json")})
+
+
+async def _until_done(engine: Engine, run_id: int, req: dict[str, Any], send: Send) -> Any:
+    """With `wait`, stream the log (if asked) until the run is final; else until it
+    has started. The run as JSON data."""
     if req.get("wait"):
         if req.get("log"):
-            async for batch in follow_records(engine, run.id):
+            async for batch in follow_records(engine, run_id):
                 await send({"event": "log", "lines": [r.text for r in batch]})
-        final = await engine.wait_run(run.id)
+        final = await engine.wait_run(run_id)
     else:
-        final = await engine.wait_run(run.id, lambda r: r.status != "pending")
-    job = await engine.job(job.id)
-    run_data = final.model_dump(mode="json") | {"duration_s": final.duration_s}
-    await send({"event": "final", "job": job.model_dump(mode="json"), "run": run_data})
+        final = await engine.wait_run(run_id, lambda r: r.status != "pending")
+    return final.model_dump(mode="json")
+
+
+OPS: dict[str, Callable[[Engine, dict[str, Any], Send], Awaitable[None]]] = {
+    "launch": _launch,
+    "rerun": _rerun,
+    "cancel": _cancel,
+}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from picsellia_tui.storage.domain import Constraints, ParamSpec
 
@@ -77,6 +77,7 @@ class RunView(BaseModel):
     output_version_id: int | None
     cancel_requested: bool
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def duration_s(self) -> float | None:
         if self.started_at is None:

@@ -487,6 +487,21 @@ def _launch_on_running_engine(
     """Hand the launch to an engine already running on this workspace (`engine
     serve`, the app): no engine start-up here, and it starts the container at
     once. None when there is none (or it does not share our settings)."""
+    args = {"processing": processing, "version": version, "params": params, "name": name}
+    final = _on_running_engine(
+        "launch",
+        lambda job: None if as_json else _job_line(job),
+        **args,
+        host=host,
+        wait=wait,
+        log=wait and not as_json,
+    )
+    return None if final is None else (final.job, final.run)
+
+
+def _on_running_engine(op: str, started: Callable[[Any], None], **args: Any) -> Any:
+    """Run `op` on the engine serving this workspace, printing the log it streams;
+    the final answer (namespaces), or None when no engine serves it here."""
     from types import SimpleNamespace
 
     from picsellia_tui.engine.control_client import Unavailable, database_hint, request
@@ -496,30 +511,23 @@ def _launch_on_running_engine(
     if hint is None:
         return None
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    job: Any = None
-    args = {"processing": processing, "version": version, "params": params, "name": name}
-    args |= {"host": host, "wait": wait, "log": wait and not as_json}
     try:
-        for event in request(*hint, "launch", **args):
-            kind = event.get("event")
+        for event in request(*hint, op, **args):
+            kind = event.pop("event", None)
             if kind == "error":
                 fail(str(event.get("message")), int(event.get("code", 1)))
-            elif kind == "job":
-                job = SimpleNamespace(**event["job"])
-                if not as_json:
-                    _job_line(job)
+            elif kind == "started":
+                started(SimpleNamespace(**event["item"]))
             elif kind == "log":
                 for text in event["lines"]:
                     print(sanitize(text, keep_colors=color))
                 sys.stdout.flush()
             elif kind == "final":
-                return SimpleNamespace(**event["job"]), SimpleNamespace(**event["run"])
+                return SimpleNamespace(**{k: SimpleNamespace(**v) for k, v in event.items()})
     except Unavailable:
-        if job is None:
-            return None
-        raise
+        return None  # raised before any answer: nothing was done
     except ConnectionError as exc:
-        fail(f"lost the engine while following job {job.id if job else '?'}: {exc}")
+        fail(f"lost the engine while following its answer: {exc}")
     return None
 
 
@@ -715,17 +723,21 @@ def jobs_rerun(
     """Re-run a job with the same parameters (refused while a run is active)."""
     from picsellia_tui.tui.output import emit_json
 
-    async def go(e: Engine) -> Any:
-        run = await e.rerun(job_id)
+    def queued(run: Any) -> None:
         if not as_json:
             print(f"job {job_id}: run #{run.attempt} queued", file=sys.stderr, flush=True)
+
+    async def go(e: Engine) -> Any:
+        run = await e.rerun(job_id)
+        queued(run)
         if wait:
             if not as_json:
                 await _follow_log(e, run.id, timestamps=False)
             return await e.wait_run(run.id)
         return await e.wait_run(run.id, lambda r: r.status != "pending")
 
-    run = with_engine(go, supervise=True)
+    served = _on_running_engine("rerun", queued, job_id=job_id, wait=wait, log=wait and not as_json)
+    run = served.run if served is not None else with_engine(go, supervise=True)
     if as_json:
         emit_json(run)
     else:
@@ -745,7 +757,8 @@ def jobs_cancel(job_id: int, as_json: JsonOpt = False) -> None:
             run = await e.wait_run(run.id)
         return run
 
-    run = with_engine(go, supervise=True)
+    served = _on_running_engine("cancel", lambda run: None, job_id=job_id)
+    run = served.run if served is not None else with_engine(go, supervise=True)
     if as_json:
         emit_json(run)
     else:

@@ -286,3 +286,29 @@ def test_the_apps_engine_serves_commands_too(ws: Workspace) -> None:
     finally:
         handle.stop()
     assert not socket_path(ws.database).exists()
+
+
+def test_rerun_and_cancel_go_through_the_running_engine(ws: Workspace) -> None:
+    ws.serve()
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=2", "--wait")
+    assert r.returncode == 0, r.stderr
+
+    r = ws.cli("jobs", "rerun", "1", "--wait", importtime=True)
+    assert r.returncode == 0, r.stderr
+    assert heavy_imports(r.stderr) == set()
+    assert "job 1: run #2 queued" in r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "starting job 1 run 2 attempt 2" and "line 1" in out
+    assert out[-1] == "job 1 run #2: succeeded"
+
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "sleep=60")
+    assert r.returncode == 0, r.stderr
+    r = ws.cli("jobs", "rerun", "2")
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+    r = ws.cli("jobs", "cancel", "2", "--json", importtime=True)
+    assert r.returncode == 0, r.stderr
+    assert heavy_imports(r.stderr) == set()
+    run = json.loads(r.stdout[r.stdout.index("{") :])
+    assert run["status"] == "killed" and run["duration_s"] is not None
