@@ -492,21 +492,7 @@ class LogWriter:
         if not parts:
             self._resume_seen = seen
             return 0
-        try:
-            _write_all(self._fd, b"".join(parts))
-            if self._fsync:
-                os.fsync(self._fd)
-            _write_all(self._ifd, _offsets_to_bytes(offsets))
-            if self._fsync:
-                os.fsync(self._ifd)
-        except OSError:
-            # Nothing of a failed batch stays behind (ENOSPC after half a record):
-            # both files end on a record boundary, ready for the same batch again.
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._ifd, self._count * 8)
-            raise
+        self._write_batch(b"".join(parts), offsets)
         self._resume_seen = seen
         self._size = pos
         self._count += len(parts)
@@ -558,8 +544,21 @@ class LogWriter:
                 last, same = ts, n
             elif ts == last:
                 same += n
+        self._write_batch(b"".join(chunks), offsets)
+        self._size = pos
+        self._count += len(offsets)
+        self._last_ts, self._same_ts = last, same
+        if self._stream_counts is not None:
+            self._stream_counts[0] += len(offsets) - err
+            self._stream_counts[1] += err
+        return len(offsets)
+
+    def _write_batch(self, data: bytes, offsets: array[int]) -> None:
+        """Append records and their index entries. Nothing of a failed batch stays
+        behind (ENOSPC after half a record): both files end on a record boundary,
+        ready for the same batch again."""
         try:
-            _write_all(self._fd, b"".join(chunks))
+            _write_all(self._fd, data)
             if self._fsync:
                 os.fsync(self._fd)
             _write_all(self._ifd, _offsets_to_bytes(offsets))
@@ -571,13 +570,6 @@ class LogWriter:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._ifd, self._count * 8)
             raise
-        self._size = pos
-        self._count += len(offsets)
-        self._last_ts, self._same_ts = last, same
-        if self._stream_counts is not None:
-            self._stream_counts[0] += len(offsets) - err
-            self._stream_counts[1] += err
-        return len(offsets)
 
     def sync(self) -> None:
         """fsync both files (append only flushes to the OS)."""
