@@ -148,8 +148,11 @@ async def test_log_disk_full_until_the_end_run_true_status_container_kept(
             ours_by, theirs_by = stored_by_stream(run.log_path), docker_by_stream(c)
             for k in ours_by:
                 assert ours_by[k] == theirs_by[k][: len(ours_by[k])]
+            # Batches are written whole or not at all: when the first batch the
+            # attach delivered is already larger than the free space, the prefix
+            # is empty.
             stored = sum(map(len, ours_by.values()))
-            assert 0 < stored < len(theirs)
+            assert stored < len(theirs)
             # The app stays usable; once there is room, runs log as usual.
             _grow(logs, "32m")
             again = await e.launch("rel-probe", "m/v1", {"lines": 5})
