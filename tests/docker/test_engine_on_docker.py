@@ -21,6 +21,7 @@ from picsellia_tui.engine.hosts import HostConfig
 from picsellia_tui.storage.logfile import LogReader
 from tests.core.helpers import make_settings, model_file
 from tests.dockerd import restart_dockerd
+from tests.reliability.helpers import docker_by_stream, stored_by_stream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker]
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,11 +194,14 @@ async def test_engine_sigkilled_container_keeps_running_log_equals_docker_logs(
         with anyio.fail_after(60):
             run = await e.wait_run(info["run"])
         assert run.status == "failed" and run.exit_code == 1
-        stored = [r.text for r in LogReader(Path(run.log_path)).records(0, 10_000)]
     c.reload()
-    docker_lines = c.logs(stdout=True, stderr=True).decode().splitlines()
-    assert stored == docker_lines
-    assert [t for t in stored if t.startswith("line ")] == [f"line {i}" for i in range(300)]
+    # Per stream: a live run is followed through attach, so stdout and stderr lines
+    # written at the same moment may be stored in another order than Docker's file.
+    stored = stored_by_stream(run.log_path)
+    assert stored == docker_by_stream(c)
+    assert [t for t in stored["stdout"] if t.startswith("line ")] == [
+        f"line {i}" for i in range(300)
+    ]
 
 
 async def test_two_engines_one_database_supervise_once(
