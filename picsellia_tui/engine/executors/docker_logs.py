@@ -170,6 +170,15 @@ _new_tuple = tuple.__new__
 _STREAMS: dict[int, Stream] = {0: "stdout", 1: "stdout", 2: "stderr", 3: "stderr"}
 
 
+def container_running(api: Any, cid: str) -> bool | None:
+    """True while running, False once exited, None when the container is gone."""
+    try:
+        state = api.inspect_container(cid)["State"]
+    except docker.errors.NotFound:
+        return None
+    return bool(state.get("Running")) or bool(state.get("Restarting"))
+
+
 class LineAssembler:
     """Rejoins pieces into lines, per stream; a line keeps its first piece's timestamp.
 
@@ -486,12 +495,7 @@ class LogReader:
             yield data
 
     def _running(self) -> bool | None:
-        """True while running, False once exited, None when the container is gone."""
-        try:
-            state = self._api.inspect_container(self._cid)["State"]
-        except docker.errors.NotFound:
-            return None
-        return bool(state.get("Running")) or bool(state.get("Restarting"))
+        return container_running(self._api, self._cid)
 
     def _on_frame(self, stream_id: int, payload: bytes, out: list[LogLine]) -> None:
         sp = payload.find(b" ", 0, 40)
@@ -755,12 +759,7 @@ class AttachReader:
             nxt.close()
 
     def _state(self) -> bool | None:
-        """True while running, False once exited, None when gone."""
-        try:
-            state = self._api.inspect_container(self._cid)["State"]
-        except docker.errors.NotFound:
-            return None
-        return bool(state.get("Running")) or bool(state.get("Restarting"))
+        return container_running(self._api, self._cid)
 
     def _exited(self) -> bool | None:
         """After the stream ended: did the container exit (None: it is gone)?
