@@ -32,6 +32,14 @@ from picsellia_tui.tui.widgets.base import EngineAccess
 from picsellia_tui.tui.widgets.format import num
 
 NAME_RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64"
+LABEL_WIDTH = 14  # the labels' column, widened to the form's longest parameter name
+LABEL_MAX = 32
+
+
+def label_width(names: list[str]) -> int:
+    """A label column wide enough for every name of the form (a name is never
+    wrapped mid-word), up to LABEL_MAX cells."""
+    return max(LABEL_WIDTH, min(LABEL_MAX, max((len(n) + 1 for n in names), default=0)))
 
 
 class ParamValidator(Validator):
@@ -83,16 +91,19 @@ def describe(spec: ParamSpec) -> str:
 class ParamField(Vertical):
     """One parameter: label, typed input, help, inline error."""
 
-    def __init__(self, spec: ParamSpec, initial: Any = None, note: str = "") -> None:
+    def __init__(
+        self, spec: ParamSpec, initial: Any = None, note: str = "", label_width: int = LABEL_WIDTH
+    ) -> None:
         super().__init__(id=f"field-{spec.name}", classes="field")
         self.spec = spec
         self.initial = spec.default if initial is None else initial
         self.note = note
+        self.label_width = label_width
 
     def compose(self) -> ComposeResult:
         spec = self.spec
         with Horizontal(classes="field-row"):
-            yield Label(spec.name, classes="field-label")
+            yield _label(spec.name, self.label_width)
             yield self._widget()
             if spec.type == "bool":
                 # The switch is drawn with colours only: say its state in words too.
@@ -103,7 +114,7 @@ class ParamField(Vertical):
             if self.note:
                 help_text.append(f" · {self.note}", style="italic")
             yield Static(help_text, classes="field-help")
-        yield Static("", id=f"err-{spec.name}", classes="field-error")
+        yield _error(f"err-{spec.name}", self.label_width)
 
     def _widget(self) -> Widget:
         spec, wid = self.spec, f"param-{self.spec.name}"
@@ -172,13 +183,14 @@ class ParamField(Vertical):
 class VersionNameField(Vertical):
     """The new ModelVersion's name: prefilled, checked for uniqueness as typed."""
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, label_width: int = LABEL_WIDTH) -> None:
         super().__init__(id="field-version_name", classes="field")
         self.value = value
+        self.label_width = label_width
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field-row"):
-            yield Label("new version", classes="field-label")
+            yield _label("new version", self.label_width)
             yield Input(
                 value=self.value,
                 id="version-name",
@@ -190,7 +202,7 @@ class VersionNameField(Vertical):
                 Text("name of the ModelVersion it creates (checked for uniqueness)", style="dim"),
                 classes="field-help",
             )
-        yield Static("", id="err-version_name", classes="field-error")
+        yield _error("err-version_name", self.label_width)
 
 
 def default_output_name(version: str, processing: str) -> str:
@@ -324,7 +336,11 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         if isinstance(view, VersionView):
             label = Text.assemble((view.ref, "bold"), (f"  {view.framework}", "dim"))
         else:
-            label = Text.assemble((view.name, "bold"), (f"  {view.task}", "dim"))
+            label = Text.assemble(
+                (f"{view.visibility:<8}", "bold" if view.visibility == "private" else "dim"),
+                (view.name, "bold"),
+                (f"  {view.task}", "dim"),
+            )
         if reason:
             label = Text.assemble((label.plain, "dim strike"), (f"  — {reason}", "dim italic"))
         return Option(label, id=str(view.id), disabled=reason is not None)
@@ -384,17 +400,18 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             form = self.query_one("#launch-form", VerticalScroll)
             await form.remove_children()
             widgets: list[Widget] = []
+            width = label_width([spec.name for spec in p.parameters])
             if p.parameters:
                 widgets.append(Static(Text("parameters", style="bold"), classes="form-title"))
             for spec in p.parameters:
                 note = ""
                 if spec.secret and spec.name not in self.params and self.title_text:
                     note = "secrets are not kept: enter it again if needed"
-                widgets.append(ParamField(spec, self.params.get(spec.name), note))
+                widgets.append(ParamField(spec, self.params.get(spec.name), note, width))
             if not p.parameters:
                 widgets.append(Static(Text("This processing takes no parameters.", style="dim")))
             if p.output_mode == "new_model_version":
-                widgets.append(VersionNameField(self.given_name or ""))
+                widgets.append(VersionNameField(self.given_name or "", width))
             else:
                 what = (
                     "updates the input version in place"
@@ -626,6 +643,18 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
     @on(Button.Pressed, "#launch-cancel")
     def _cancel(self) -> None:
         self.dismiss(None)
+
+
+def _label(text: str, width: int) -> Label:
+    label = Label(text, classes="field-label")
+    label.styles.width = width
+    return label
+
+
+def _error(id: str, indent: int) -> Static:
+    error = Static("", id=id, classes="field-error")
+    error.styles.padding = (0, 0, 0, indent)
+    return error
 
 
 def _on_off(value: bool) -> Text:

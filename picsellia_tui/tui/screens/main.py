@@ -43,9 +43,12 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(TABS["processings"]).focus()
 
-    def _focus_tab(self, tab: str) -> None:
-        for widget in self.query(TABS[tab]):  # none while a lazy view is not mounted
+    def _focus_tab(self, tab: str) -> bool:
+        """Focus the tab's main table; False while its lazy view is not mounted."""
+        for widget in self.query(TABS[tab]):
             widget.focus()
+            return True
+        return False
 
     def view_mounted(self, tab: str) -> None:
         """A lazily mounted view is in: focus it if its tab was shown meanwhile."""
@@ -57,11 +60,17 @@ class MainScreen(Screen[None]):
         return self.query_one(TabbedContent).active
 
     def show_tab(self, tab: str) -> None:
+        if self.maximized is not None:
+            # A zoomed widget (the Jobs log) would stay drawn over the other tab.
+            self.minimize()
         tabs = self.query_one(TabbedContent)
         if tabs.active != tab:
             tabs.active = tab
-        if not self._focus_in(tab):
-            self._focus_tab(tab)
+        if not self._focus_in(tab) and not self._focus_tab(tab):
+            # The tab's view is not mounted yet (start-up): the widget focused in
+            # the tab being hidden must not keep focus, or Textual hands it to a
+            # sibling in that same tab, which switches back to it (the key is lost).
+            self.set_focus(None)
 
     def _focus_in(self, tab: str) -> bool:
         focused = self.focused
