@@ -18,6 +18,25 @@ from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.processings import ProcessingsPane
 from picsellia_tui.tui.widgets.versions import VersionsPane
 
+
+class LazyView(Lazy):
+    """Textual's Lazy, giving up quietly when its tab is gone before its turn
+    comes (the app closes at once when its engine cannot start)."""
+
+    async def mount_composed_widgets(self, widgets: list[Widget]) -> None:
+        parent = self.parent
+        if not isinstance(parent, Widget):
+            return
+
+        async def mount() -> None:
+            if not parent.is_attached or not self.is_attached:
+                return
+            await parent.mount(self._replace_widget, after=self)
+            await self.remove()
+
+        self.call_after_refresh(mount)
+
+
 TABS = {"processings": "#proc-table", "versions": "#versions-table", "jobs": "#jobs-table"}
 
 
@@ -28,7 +47,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         def lazy(view: Widget) -> Widget:
-            return Lazy(view) if getattr(self.app, "lazy_views", False) else view
+            return LazyView(view) if getattr(self.app, "lazy_views", False) else view
 
         yield StatusHeader(id="header")
         with TabbedContent(initial="processings", id="tabs"):
