@@ -28,9 +28,6 @@ class BlobStore:
             raise ValueError(f"{sha256!r} is not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:]
 
-    def has(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
-
     def put_stream(self, src: BinaryIO) -> tuple[str, int]:
         """Store the stream's bytes; return (sha256, size). Same bytes, one copy."""
         h = hashlib.sha256()

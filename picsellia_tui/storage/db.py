@@ -115,10 +115,5 @@ class Database:
                 return None  # a new database
         return str(row[0]) if row else None
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits: a cheap change poll."""
-        with self.engine.connect() as c:
-            return int(c.exec_driver_sql("PRAGMA data_version").scalar_one())
-
     def close(self) -> None:
         self.engine.dispose()
