@@ -62,7 +62,7 @@ _.encode_record  # logfile record format (tests, bench/bench_logfile.py, engine_
 _.last_ts_ns  # logfile writer state (tests/test_logfile.py)
 _.visible_text  # LogLines rows as text (TUI tests, bench/t3_logpane.py)
 
-# -- _custom_adapter and _version are docker-py internals we set (hosts.py)
+# -- docker-py internals written by docker_private.py (install_transport, set_server_version)
 _._custom_adapter
 _._version
 

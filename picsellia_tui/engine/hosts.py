@@ -39,9 +39,13 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 from docker.tls import TLSConfig
-from docker.transport.basehttpadapter import BaseHTTPAdapter
 
 from picsellia_tui.engine.executors.base import ExecutorError, HostRefused, HostUnreachable
+from picsellia_tui.engine.executors.docker_private import (
+    BaseHTTPAdapter,
+    install_transport,
+    set_server_version,
+)
 from picsellia_tui.engine.hostconfig import HostConfig
 
 __all__ = [
@@ -429,15 +433,10 @@ def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
         timeout=int(timeout),
         max_pool_size=MAX_POOL_SIZE,
     )
-    api: Any = client.api  # private docker-py attributes below
-    for prefix in list(api.adapters):
-        api.adapters.pop(prefix).close()
     adapter = _SSHAdapter(target.argv("docker system dial-stdio", timeout), timeout, MAX_POOL_SIZE)
-    api.mount("http+docker://ssh", adapter)
-    api._custom_adapter = adapter
-    api.base_url = "http+docker://ssh"
+    install_transport(client.api, adapter, "http+docker://ssh")
     try:
-        api._version = api._retrieve_server_version()
+        set_server_version(client.api)
     except Exception as exc:
         client.close()
         # The transport keeps ssh's stderr off the terminal: ask ssh again, in the
@@ -519,8 +518,7 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
             # Built with a placeholder version (no request yet): pin TLS first, then
             # ask the daemon for its API version, like docker-py's "auto".
             _pin_tls_verify(client)
-            api: Any = client.api
-            api._version = api._retrieve_server_version()
+            set_server_version(client.api)
         client.ping()
         return client
     except HostUnreachable:

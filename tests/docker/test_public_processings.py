@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.views import JobView, RunView, VersionView
 from tests.core.helpers import make_settings
+from tests.workspace_artifacts import remove_workspace_artifacts, workspace_ids_under
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -177,7 +178,7 @@ async def _run_everything(settings: Settings, demo_dir: Path) -> Results:
 @pytest.fixture(scope="session")
 def results(
     docker_client: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Results:
+) -> Iterator[Results]:
     tmp = tmp_path_factory.mktemp("public-processings")
     settings = make_settings(
         tmp,
@@ -190,7 +191,8 @@ def results(
     )
     res = anyio.run(_run_everything, settings, tmp / "demo")
     request.config.pluginmanager.register(_MetricsTable(res), "picsellia-tui-metrics-table")
-    return res
+    yield res
+    remove_workspace_artifacts(docker_client, workspace_ids_under(tmp))
 
 
 # ------------------------------------------------------------------ host-side helpers

@@ -57,11 +57,11 @@ from picsellia_tui.engine.executors.base import (
 )
 from picsellia_tui.engine.executors.docker_logs import (
     ContainerMissing,
-    abort_response,
     follow_container_log_batches,
     open_attach,
     parse_docker_ts,
 )
+from picsellia_tui.engine.executors.docker_private import abort_response, stream_request
 from picsellia_tui.engine.hosts import HostConfig, connect, describe_error, one_line
 from picsellia_tui.engine.images import immutable_ref, missing_image_message
 
@@ -588,15 +588,13 @@ class DockerExecutor:
         api = self._api()
         if self._state_sync(ref) is None:
             raise ContainerMissing(f"container {ref[:12]} is gone from {self.host}")
-        url = api._url("/containers/{0}/archive", ref)
-        res = api._get(url, params={"path": OUTPUTS_DIR}, stream=True)
         try:
-            try:
-                api._raise_for_status(res)
-            except docker.errors.NotFound:
-                raise OutputRejected(
-                    f"the run left no output folder ({OUTPUTS_DIR} was removed)"
-                ) from None
+            res = stream_request(api, "GET", "/containers/{0}/archive", ref, {"path": OUTPUTS_DIR})
+        except docker.errors.NotFound:
+            raise OutputRejected(
+                f"the run left no output folder ({OUTPUTS_DIR} was removed)"
+            ) from None
+        try:
             safe_extract(
                 res.iter_content(chunk_size=_COPY_CHUNK),
                 dest,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import socket
 import threading
 import time
 from array import array
@@ -38,6 +37,12 @@ import anyio.lowlevel
 import docker.errors
 
 from picsellia_tui.engine.executors.base import ExecutorError, LogLine, Stream
+from picsellia_tui.engine.executors.docker_private import (
+    abort_response,
+    clear_read_timeout,
+    raw_body,
+    stream_request,
+)
 from picsellia_tui.engine.hosts import describe_error
 
 __all__ = [
@@ -47,7 +52,6 @@ __all__ = [
     "FrameDecoder",
     "LineAssembler",
     "LogReader",
-    "abort_response",
     "follow_container_log_batches",
     "follow_container_logs",
     "format_since",
@@ -288,23 +292,6 @@ class LineAssembler:
 # ------------------------------------------------------------------------ blocking read
 
 
-def _response_socket(res: Any) -> Any:
-    raw = getattr(res, "raw", None)
-    conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
-    return getattr(conn, "sock", None)
-
-
-def abort_response(res: Any) -> None:
-    """Unblock a thread reading `res` (unix, tcp, tls or our ssh transport)."""
-    sock = _response_socket(res)
-    if sock is not None:
-        with contextlib.suppress(Exception):
-            sock.shutdown(socket.SHUT_RDWR)
-        return
-    with contextlib.suppress(Exception):
-        res.raw.shutdown()
-
-
 class ChunkedDecoder:
     """Incremental HTTP/1.1 chunked transfer decoding (RFC 9112 7.1)."""
 
@@ -359,13 +346,11 @@ def _body_reader(res: Any) -> Iterator[bytes] | None:
     at a time, many frames) and undo the chunked encoding here. None when the
     internals are not what we expect: the caller falls back to urllib3.
     """
-    httplib = getattr(getattr(res, "raw", None), "_fp", None)
-    fp = getattr(httplib, "fp", None)
-    read1 = getattr(fp, "read1", None)
-    if httplib is None or read1 is None:
+    raw = raw_body(res)
+    if raw is None:
         return None
-    chunked = getattr(httplib, "chunked", None)
-    if chunked is True and getattr(httplib, "chunk_left", 0) is None:
+    read1 = raw.read1
+    if raw.chunked:
 
         def chunks() -> Iterator[bytes]:
             decoder = ChunkedDecoder()
@@ -378,21 +363,19 @@ def _body_reader(res: Any) -> Iterator[bytes] | None:
                     yield body
 
         return chunks()
-    if chunked is False:
-        length = getattr(httplib, "length", None)
+    length = raw.length
 
-        def plain() -> Iterator[bytes]:
-            left = length
-            while left is None or left > 0:
-                data = read1(_READ_SIZE if left is None else min(_READ_SIZE, left))
-                if not data:
-                    return
-                if left is not None:
-                    left -= len(data)
-                yield data
+    def plain() -> Iterator[bytes]:
+        left = length
+        while left is None or left > 0:
+            data = read1(_READ_SIZE if left is None else min(_READ_SIZE, left))
+            if not data:
+                return
+            if left is not None:
+                left -= len(data)
+            yield data
 
-        return plain()
-    return None
+    return plain()
 
 
 class LogReader:
@@ -461,18 +444,9 @@ class LogReader:
         }
         if since_ns is not None and since_ns > 0:
             params["since"] = format_since(since_ns)
-        url = self._api._url("/containers/{0}/logs", self._cid)
-        res = self._api._get(url, params=params, stream=True)
-        try:
-            self._api._raise_for_status(res)
-        except Exception:
-            res.close()
-            raise
+        res = stream_request(self._api, "GET", "/containers/{0}/logs", self._cid, params)
         if follow:  # quiet for hours is normal; the watcher handles dead hosts
-            sock = _response_socket(res)
-            if sock is not None:
-                with contextlib.suppress(Exception):
-                    sock.settimeout(None)
+            clear_read_timeout(res)
         return res
 
     @staticmethod
@@ -702,18 +676,9 @@ def open_attach(api: Any, container_id: str) -> Any:
     daemon as it is written, in large frames, without the json-file round trip of
     the logs API. Returns the response to hand to :class:`AttachReader`.
     """
-    url = api._url("/containers/{0}/attach", container_id)
     params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 0}
-    res = api._post(url, params=params, stream=True)
-    try:
-        api._raise_for_status(res)
-    except Exception:
-        res.close()
-        raise
-    sock = _response_socket(res)
-    if sock is not None:  # quiet for hours is normal
-        with contextlib.suppress(Exception):
-            sock.settimeout(None)
+    res = stream_request(api, "POST", "/containers/{0}/attach", container_id, params)
+    clear_read_timeout(res)  # quiet for hours is normal
     return res
 
 
