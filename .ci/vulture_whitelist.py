@@ -38,6 +38,7 @@ _.isolation_level  # sqlite3 connection: SQLAlchemy emits BEGIN itself (storage/
 _.virtual_size  # Textual scroll geometry (log_view.py)
 _.highlighted  # Textual OptionList cursor (launch dialog)
 _.disabled  # Textual widget state
+_.padding  # Textual styles (launch dialog error lines)
 _.search_pattern  # reactive: setting it repaints the log view
 
 # -- enum members and dataclass fields read by value or by callers outside the package
