@@ -42,6 +42,7 @@ def _apply(row: Processing, defn: ProcessingDefinition, digest: str) -> None:
     row.target_type = defn.target_type.value
     row.image = defn.image
     row.command = list(defn.command)
+    row.entrypoint = list(defn.entrypoint) if defn.entrypoint else None
     row.output_mode = defn.output_mode.value
     row.parameters = [p.model_dump(mode="json") for p in defn.parameters]
     row.constraints = defn.constraints.model_dump(mode="json")
@@ -60,6 +61,7 @@ def definition_of(row: Processing) -> ProcessingDefinition:
             "target_type": row.target_type,
             "image": row.image,
             "command": row.command,
+            "entrypoint": row.entrypoint,
             "output_mode": row.output_mode,
             "parameters": row.parameters,
             "constraints": row.constraints,
@@ -150,6 +152,14 @@ def create_private(
         s.add(row)
         s.flush()
         return row
+
+
+def name_from_image(image: str) -> str:
+    """A processing name for an image registered without one: its repository's last
+    part ('ghcr.io/acme/Quantize:2' -> 'quantize'); refused later if it is no name."""
+    repo = image.split("@", 1)[0]
+    last = repo.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0].lower()
 
 
 def build_paths(folder: Path, defn: ProcessingDefinition, *, private: bool) -> tuple[Path, Path]:

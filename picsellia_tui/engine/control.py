@@ -149,7 +149,7 @@ async def _launch(engine: Engine, req: dict[str, Any], send: Send) -> None:
 
 
 async def _rerun(engine: Engine, req: dict[str, Any], send: Send) -> None:
-    run = await engine.rerun(int(req["job_id"]))
+    run = await engine.rerun(int(req["job_id"]), same_image=bool(req.get("same_image")))
     await send({"event": "started", "item": run.model_dump(mode="json")})
     await send({"event": "final", "run": await _until_done(engine, run.id, req, send)})
 

@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from sqlmodel import Session, col, select
 
-from picsellia_tui.engine import catalog, queries
+from picsellia_tui.engine import catalog, queries, reruns
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.errors import (
     EngineError,
@@ -402,6 +402,9 @@ class Engine:
                     f"{proc.name} cannot run on {model.name}/{version.name}: {reason}"
                 )
             defn = catalog.definition_of(proc)
+            no_command = reruns.needs_command(defn, settings.executor)
+            if no_command:
+                raise InvalidInput(no_command, "command")
             try:
                 values = resolve_parameters(defn.parameters, params or {})
             except ParameterError as exc:
@@ -445,6 +448,7 @@ class Engine:
                 host=job.host,
                 log_dir=str(self.ws.logs_dir),
                 engine_id=self.engine_id,
+                image_ref=defn.image,
             )
             return job
 
@@ -454,14 +458,19 @@ class Engine:
         self._wake.set()
         return await self.job(job.id)
 
-    async def rerun(self, job_id: int) -> RunView:
-        """A new attempt of the same job. Refused while a run is pending or running,
-        inside the same IMMEDIATE transaction that adds the run."""
+    async def rerun(self, job_id: int, *, same_image: bool = False) -> RunView:
+        """A new attempt of the job with the processing's current definition and image
+        (`same_image`: the digest the previous run ran). Refused while a run is pending
+        or running, inside the same IMMEDIATE transaction that adds the run."""
 
         def w(s: Session) -> Run:
             job = s.get(Job, job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
+            current = repo.active_run(s, job_id)
+            if current is not None:
+                raise RerunRefused(str(repo.ActiveRunExists(job_id, current)))
+            image_ref = reruns.prepare_rerun(s, self.ws, job, same_image=same_image)
             try:
                 return repo.add_run(
                     s,
@@ -471,6 +480,7 @@ class Engine:
                     host=job.host,
                     log_dir=str(self.ws.logs_dir),
                     engine_id=self.engine_id,
+                    image_ref=image_ref,
                 )
             except repo.ActiveRunExists as exc:
                 raise RerunRefused(str(exc)) from None
@@ -520,7 +530,7 @@ class Engine:
             r = s.get(Run, run_id)
             if r is None:
                 raise NotFound(f"no run {run_id}")
-            return queries.run_view(r, queries.Names(s))
+            return queries.single_run_view(s, r, queries.Names(s))
 
         return await self._db(self._read(q))
 
@@ -813,12 +823,14 @@ class Engine:
     ) -> str | None:
         assert run.id is not None
         try:
-            image = job.image_digest or job.image_ref
+            # The image as it is now on the host (a rebuilt tag resolves to the new
+            # build), or the digest a re-run pinned; the run records what it ran.
+            image = run.image_ref or job.image_ref
             digest = await self._with_host_retry(
                 lambda: ex.resolve_image(image, processing=job.processing_name)
             )
-            if job.image_digest is None and ex.kind == "docker":
-                await self._db(self._write(lambda s: _set_digest(s, job.id or 0, digest)))
+            if ex.kind == "docker":
+                await self._db(self._write(lambda s: _set_digest(s, run.id or 0, digest)))
             spec = await self._db(lambda: self._spec(run, job, version, files, digest, key))
             return await ex.start(spec)
         except (ExecutorError, EngineError) as exc:
@@ -883,7 +895,8 @@ class Engine:
             attempt=run.attempt,
             name=f"ptui-{key}",
             image=image,
-            command=list(snap["command"]),
+            command=list(snap.get("command") or []),
+            entrypoint=list(snap["entrypoint"]) if snap.get("entrypoint") else None,
             env=env,
             context_json=json.dumps(context, indent=2).encode(),
             inputs=inputs,
@@ -1195,11 +1208,11 @@ def _set_ref(s: Session, run_id: int, ref: str) -> None:
     s.add(run)
 
 
-def _set_digest(s: Session, job_id: int, digest: str) -> None:
-    job = s.get(Job, job_id)
-    assert job is not None
-    job.image_digest = digest
-    s.add(job)
+def _set_digest(s: Session, run_id: int, digest: str) -> None:
+    run = s.get(Run, run_id)
+    assert run is not None
+    run.image_digest = digest
+    s.add(run)
 
 
 def _update_version(

@@ -66,6 +66,7 @@ def processing_view(row: Processing, names: Names) -> ProcessingView:
         target_type=row.target_type,
         image=row.image,
         command=row.command,
+        entrypoint=row.entrypoint,
         output_mode=row.output_mode,
         parameters=[ParamSpec.model_validate(p) for p in row.parameters],
         constraints=Constraints.model_validate(row.constraints),
@@ -129,8 +130,13 @@ def version_files(s: Session, version_id: int) -> list[VersionFile]:
     return list(s.exec(select(VersionFile).where(VersionFile.version_id == version_id)))
 
 
-def run_view(r: Run, names: Names) -> RunView:
+def run_view(r: Run, names: Names, previous_digest: str | bool | None = False) -> RunView:
+    """`previous_digest`: the digest of the job's last earlier run that recorded one
+    (None: no such run); False when not looked up (image_changed is then None)."""
     assert r.id is not None
+    changed: bool | None = None
+    if previous_digest is not False:
+        changed = bool(r.image_digest and previous_digest and r.image_digest != previous_digest)
     return RunView(
         id=r.id,
         job_id=r.job_id,
@@ -148,7 +154,35 @@ def run_view(r: Run, names: Names) -> RunView:
         log_path=r.log_path,
         output_version_id=r.output_version_id,
         cancel_requested=r.cancel_requested,
+        image_ref=r.image_ref,
+        image_digest=r.image_digest,
+        image_changed=changed,
     )
+
+
+def run_history(s: Session, job_id: int, names: Names) -> list[RunView]:
+    """A job's runs, oldest first, each marked when its image changed."""
+    out = []
+    previous: str | None = None
+    for r in s.exec(select(Run).where(Run.job_id == job_id).order_by(col(Run.attempt))):
+        out.append(run_view(r, names, previous))
+        previous = r.image_digest or previous
+    return out
+
+
+def single_run_view(s: Session, r: Run, names: Names) -> RunView:
+    """One run, with image_changed against the job's earlier runs."""
+    previous = s.exec(
+        select(Run.image_digest)
+        .where(
+            Run.job_id == r.job_id,
+            col(Run.attempt) < r.attempt,
+            col(Run.image_digest).is_not(None),
+        )
+        .order_by(col(Run.attempt).desc())
+        .limit(1)
+    ).first()
+    return run_view(r, names, previous)
 
 
 def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:
@@ -156,10 +190,7 @@ def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:
     specs = [ParamSpec.model_validate(p) for p in j.processing_snapshot.get("parameters", [])]
     run_views = []
     if runs:
-        run_views = [
-            run_view(r, names)
-            for r in s.exec(select(Run).where(Run.job_id == j.id).order_by(col(Run.attempt)))
-        ]
+        run_views = run_history(s, j.id, names)
     return JobView(
         id=j.id,
         processing=j.processing_name,
@@ -170,7 +201,6 @@ def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:
         parameters=masked(specs, j.parameters),
         output_version_name=j.output_version_name,
         image_ref=j.image_ref,
-        image_digest=j.image_digest,
         executor=j.executor,
         host=j.host,
         launched_by=names.user(j.launched_by_id) or "?",

@@ -22,6 +22,7 @@ class ProcessingView(BaseModel):
     target_type: str
     image: str
     command: list[str]
+    entrypoint: list[str] | None = None
     output_mode: str
     parameters: list[ParamSpec]
     constraints: Constraints
@@ -76,6 +77,16 @@ class RunView(BaseModel):
     log_path: str
     output_version_id: int | None
     cancel_requested: bool
+    image_ref: str | None = None  # what it asked for: a tag, or a pinned digest
+    image_digest: str | None = None  # what it ran (None until it starts)
+    # Its digest differs from the one the job's previous run with a digest ran
+    # (None where the history was not looked at: a job list's latest runs).
+    image_changed: bool | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def short_digest(self) -> str | None:
+        return short_digest(self.image_digest)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -96,7 +107,6 @@ class JobView(BaseModel):
     parameters: dict[str, Any]  # secrets masked
     output_version_name: str | None
     image_ref: str
-    image_digest: str | None
     executor: str
     host: str
     launched_by: str
@@ -109,6 +119,15 @@ class JobView(BaseModel):
     @property
     def active(self) -> bool:
         return self.status in ("pending", "running")
+
+
+def short_digest(ref: str | None) -> str | None:
+    """'repo@sha256:aa5e0123…' or 'sha256:aa5e0123…' -> 'aa5e01234567' (12 hex digits,
+    as `docker images` shows ids)."""
+    if not ref:
+        return None
+    digest = ref.rpartition("@")[2]
+    return digest.removeprefix("sha256:")[:12]
 
 
 class EngineStats(BaseModel):

@@ -192,7 +192,10 @@ class ProcessingDefinition(BaseModel):
     task: Task
     target_type: TargetType = TargetType.MODEL_VERSION
     image: str = Field(min_length=1, max_length=256)
-    command: list[str] = Field(min_length=1)
+    # Empty: the image's own ENTRYPOINT/CMD runs (the process executor needs one).
+    command: list[str] = Field(default_factory=list)
+    # Replaces the image's ENTRYPOINT when given (`command` then gives its arguments).
+    entrypoint: list[str] | None = Field(default=None, min_length=1)
     output_mode: OutputMode = OutputMode.NEW_MODEL_VERSION
     parameters: list[ParamSpec] = Field(default_factory=list)
     constraints: Constraints = Field(default_factory=Constraints)
@@ -218,12 +221,12 @@ class ProcessingDefinition(BaseModel):
     def _description(cls, v: str) -> str:
         return check_text(v, "description")
 
-    @field_validator("command")
+    @field_validator("command", "entrypoint")
     @classmethod
-    def _command(cls, v: list[str]) -> list[str]:
-        for arg in v:
+    def _command(cls, v: list[str] | None) -> list[str] | None:
+        for arg in v or []:
             if "\x00" in arg:
-                raise ValueError(f"command argument {arg[:40]!r} holds a NUL byte")
+                raise ValueError(f"argument {arg[:40]!r} holds a NUL byte")
         return v
 
     @field_validator("image")

@@ -48,7 +48,8 @@ class Processing(SQLModel, table=True):
     task: str
     target_type: str
     image: str
-    command: list[str] = _json([])
+    command: list[str] = _json([])  # empty: the image's own ENTRYPOINT/CMD runs
+    entrypoint: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     output_mode: str
     parameters: list[dict[str, Any]] = _json([])
     constraints: dict[str, Any] = _json()
@@ -110,10 +111,10 @@ class Job(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     processing_id: int = Field(foreign_key="processing.id", index=True)
     processing_name: str
-    # The definition as it was at launch: a re-run runs the same thing.
+    # The definition its latest run ran: set at launch, replaced by the processing's
+    # current one on a re-run (unless that re-run pins the previous image).
     processing_snapshot: dict[str, Any] = _json()
-    image_ref: str
-    image_digest: str | None = None
+    image_ref: str  # the image reference of that definition (a tag, usually)
     target_version_id: int = Field(foreign_key="model_version.id", index=True)
     parameters: dict[str, Any] = _json()  # without secrets
     secrets_enc: str | None = None  # Fernet token of a JSON object
@@ -142,6 +143,10 @@ class Run(SQLModel, table=True):
     executor: str
     host: str
     ref: str | None = None  # container id or process run folder
+    # What the run asked for (the processing's image reference, or a digest pinned
+    # for an exact reproduction) and the digest it actually ran, set when it starts.
+    image_ref: str | None = None
+    image_digest: str | None = None
     launched_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

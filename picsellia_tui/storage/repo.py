@@ -59,6 +59,7 @@ def add_run(
     host: str,
     log_dir: str,
     engine_id: str | None,
+    image_ref: str | None = None,
 ) -> Run:
     """Append a pending run to the job; refused while another run is active."""
     assert job.id is not None
@@ -75,6 +76,7 @@ def add_run(
         host=host,
         launched_by_id=launched_by_id,
         log_path="",
+        image_ref=image_ref,
     )
     s.add(run)
     s.flush()

@@ -157,7 +157,9 @@ def processings_show(name: str, as_json: JsonOpt = False) -> None:
     print(f"{p.name} {p.version} ({p.visibility}{', owner ' + p.owner if p.owner else ''})")
     print(f"  {p.description}")
     print(f"  task: {p.task}   target: {p.target_type}   output: {p.output_mode}")
-    print(f"  image: {p.image}   command: {' '.join(p.command)}")
+    run = " ".join(p.command) or "(the image's own)"
+    entry = f"   entrypoint: {' '.join(p.entrypoint)}" if p.entrypoint else ""
+    print(f"  image: {p.image}   command: {run}{entry}")
     c = p.constraints
     print(
         f"  frameworks: {', '.join(c.frameworks) or 'any'}   required files: "
@@ -206,11 +208,22 @@ def processings_create(
         str | None,
         typer.Option("--image", help="Register an existing image instead of a folder."),
     ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="With --image: its name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="With --image: its name (default: the image's name)."),
+    ] = None,
     task: Annotated[str, typer.Option("--task", help="With --image.")] = "MODEL_CONVERSION",
     command: Annotated[
-        str, typer.Option("--command", help="With --image: the command to run.")
-    ] = "python main.py",
+        str | None,
+        typer.Option(
+            "--command",
+            help="With --image: the command (default: none, the image's own ENTRYPOINT/CMD runs).",
+        ),
+    ] = None,
+    entrypoint: Annotated[
+        str | None,
+        typer.Option("--entrypoint", help="With --image: replaces the image's ENTRYPOINT."),
+    ] = None,
     framework: Annotated[
         list[str] | None, typer.Option("--framework", help="With --image: accepted (repeat).")
     ] = None,
@@ -227,19 +240,18 @@ def processings_create(
 
     async def go(e: Engine) -> Any:
         if image is not None:
-            if not name:
-                fail("--image needs --name")
-            return await e.create_processing(
-                definition={
-                    "name": name,
-                    "image": image,
-                    "task": task,
-                    "command": shlex.split(command),
-                    "output_mode": output_mode,
-                    "description": description,
-                    "constraints": {"frameworks": list(framework or [])},
-                }
-            )
+            definition: dict[str, Any] = {
+                "name": name or catalog.name_from_image(image),
+                "image": image,
+                "task": task,
+                "command": shlex.split(command or ""),
+                "output_mode": output_mode,
+                "description": description,
+                "constraints": {"frameworks": list(framework or [])},
+            }
+            if entrypoint is not None:
+                definition["entrypoint"] = shlex.split(entrypoint)
+            return await e.create_processing(definition=definition)
         target = folder
         if from_template:
             target = catalog.scaffold(e.ws, from_template, dest)
@@ -459,7 +471,7 @@ def launch(
     if as_json:
         emit_json(job)
     else:
-        _print_outcome(job, run)
+        _print_outcome(job.id, run)
     if wait:
         raise typer.Exit(EXIT_FOR.get(run.status, 1))
     if run.status == "failed":
@@ -560,10 +572,11 @@ def _launch_here(
     return result
 
 
-def _print_outcome(job: Any, run: Any) -> None:
+def _print_outcome(job_id: int, run: Any) -> None:
+    """The final line of `launch` and `jobs rerun`: one format for both."""
     from picsellia_tui.tui.output import duration
 
-    line = f"job {job.id} run #{run.attempt}: {run.status}"
+    line = f"job {job_id} run #{run.attempt}: {run.status}"
     if run.duration_s is not None and run.status not in ("pending", "running"):
         line += f" in {duration(run.duration_s)}"
     if run.exit_code is not None:
@@ -640,12 +653,12 @@ def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
         return
     print(f"job {j.id}: {j.processing} on {j.target}  [{j.status}]")
     print(f"  launched by {j.launched_by} at {when(j.created_at)} on {j.executor}:{j.host}")
-    print(f"  image {j.image_ref}{'  digest ' + j.image_digest if j.image_digest else ''}")
+    print(f"  image {j.image_ref}")
     print(f"  output version: {j.output_version_name or '(updates the input)'}")
     print("  parameters: " + (", ".join(f"{k}={v}" for k, v in j.parameters.items()) or "-"))
     print()
     table(
-        ["attempt", "status", "by", "started", "duration", "exit", "output version"],
+        ["attempt", "status", "by", "started", "duration", "exit", "image", "output version"],
         [
             [
                 r.attempt,
@@ -654,6 +667,7 @@ def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
                 r.started_at,
                 duration(r.duration_s),
                 r.exit_code,
+                _run_image(r),
                 r.output_version_id,
             ]
             for r in j.runs
@@ -663,6 +677,14 @@ def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
     if last and last.error_summary and last.status in ("failed", "killed"):
         print("\nerror summary of the last run:")
         print(last.error_summary)
+
+
+def _run_image(r: Any) -> str:
+    """A run's short digest, marked where it differs from the run before."""
+    if not r.short_digest:
+        return "-"
+    pinned = " (pinned)" if (r.image_ref or "").rpartition("@")[2].startswith("sha256:") else ""
+    return f"{r.short_digest}{' (changed)' if r.image_changed else ''}{pinned}"
 
 
 @jobs_app.command("logs")
@@ -718,9 +740,18 @@ def jobs_rerun(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the log; exit code = run status.")
     ] = False,
+    same_image: Annotated[
+        bool,
+        typer.Option(
+            "--same-image",
+            help="Run the image digest the previous run ran (an exact reproduction) "
+            "instead of the processing's current image.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-run a job with the same parameters (refused while a run is active)."""
+    """Re-run a job with its parameters on the processing's current definition and
+    image (refused while a run is active)."""
     from picsellia_tui.tui.output import emit_json
 
     def queued(run: Any) -> None:
@@ -728,7 +759,7 @@ def jobs_rerun(
             print(f"job {job_id}: run #{run.attempt} queued", file=sys.stderr, flush=True)
 
     async def go(e: Engine) -> Any:
-        run = await e.rerun(job_id)
+        run = await e.rerun(job_id, same_image=same_image)
         queued(run)
         if wait:
             if not as_json:
@@ -736,12 +767,14 @@ def jobs_rerun(
             return await e.wait_run(run.id)
         return await e.wait_run(run.id, lambda r: r.status != "pending")
 
-    served = _on_running_engine("rerun", queued, job_id=job_id, wait=wait, log=wait and not as_json)
+    served = _on_running_engine(
+        "rerun", queued, job_id=job_id, same_image=same_image, wait=wait, log=wait and not as_json
+    )
     run = served.run if served is not None else with_engine(go, supervise=True)
     if as_json:
         emit_json(run)
     else:
-        print(f"job {job_id} run #{run.attempt}: {run.status}")
+        _print_outcome(job_id, run)
     if wait:
         raise typer.Exit(EXIT_FOR.get(run.status, 1))
 

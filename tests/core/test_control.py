@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -292,6 +293,7 @@ def test_rerun_and_cancel_go_through_the_running_engine(ws: Workspace) -> None:
     ws.serve()
     r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=2", "--wait")
     assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"job 1 run #1: succeeded in \S+ \(exit 0\)", r.stdout.splitlines()[-1])
 
     r = ws.cli("jobs", "rerun", "1", "--wait", importtime=True)
     assert r.returncode == 0, r.stderr
@@ -299,7 +301,8 @@ def test_rerun_and_cancel_go_through_the_running_engine(ws: Workspace) -> None:
     assert "job 1: run #2 queued" in r.stderr
     out = r.stdout.splitlines()
     assert out[0] == "starting job 1 run 2 attempt 2" and "line 1" in out
-    assert out[-1] == "job 1 run #2: succeeded"
+    # the same final line as launch --wait
+    assert re.fullmatch(r"job 1 run #2: succeeded in \S+ \(exit 0\)", out[-1]), out[-1]
 
     r = ws.cli("launch", "test-copy", "m/v1", "-p", "sleep=60")
     assert r.returncode == 0, r.stderr

@@ -86,7 +86,7 @@ async def test_live_log_success_failure_and_cancel(
         with anyio.fail_after(20):  # removed once its outputs are in
             while _containers(docker_client, e.ws.workspace_id, job.id):
                 await anyio.sleep(0.1)
-        job_image = (await e.job(job.id)).image_digest
+        job_image = (await e.job(job.id)).runs[-1].image_digest
         assert job_image and job_image.startswith("sha256:")
 
         bad = await e.launch("test-copy", "m/v1", {"fail": "true"})

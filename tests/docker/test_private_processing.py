@@ -148,7 +148,7 @@ def test_private_processing_create_build_launch(cli: Cli, proc_name: str, tmp_pa
     }
     job = cli.json("jobs", "show", str(job_id))
     assert job["processing"] == proc_name and job["status"] == "succeeded"
-    assert (job["image_digest"] or "").startswith("sha256:")
+    assert (job["runs"][-1]["image_digest"] or "").startswith("sha256:")
 
     # 5. The user restricts it to ONNX and registers the edit: TensorFlow is refused
     # with one line, and no job is made.

@@ -295,7 +295,7 @@ def check_new_version(
     matches `accuracy_before`."""
     o = res.outcome(key, model)
     assert o.run.status == "succeeded", o.run.error_summary
-    assert o.job.executor == "docker" and (o.job.image_digest or "").startswith("sha256:")
+    assert o.job.executor == "docker" and (o.run.image_digest or "").startswith("sha256:")
     case = o.case
     assert case.output is not None
     v = res.before_evaluation(model, case.output)

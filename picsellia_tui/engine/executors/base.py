@@ -46,13 +46,14 @@ class RunSpec:
     attempt: int
     name: str  # container / folder name, derived from the run, safe for Docker
     image: str  # reference or digest the job resolved
-    command: list[str]
+    command: list[str]  # empty: the image's own CMD (docker)
     env: dict[str, str]  # includes secrets: never log or persist this
     context_json: bytes
     inputs: list[InputFile]
     labels: dict[str, str]
     limits: Limits = field(default_factory=Limits)
     processing_dir: Path | None = None  # process executor: where the code lives
+    entrypoint: list[str] | None = None  # docker: replaces the image's ENTRYPOINT
     work_dir: Path | None = None  # engine-side scratch folder for this run
 
 

@@ -386,7 +386,9 @@ class DockerExecutor:
             try:
                 created = api.create_container(
                     image=image_id,
+                    # None keeps the image's own CMD / ENTRYPOINT.
                     command=list(spec.command) or None,
+                    entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
                     name=spec.name,
                     labels=self._labels(spec),
                     environment=env,

@@ -69,6 +69,11 @@ class ProcessExecutor:
                 f"processing folder {spec.processing_dir} is missing: the process executor "
                 "runs code from the processing's folder"
             )
+        if not spec.command:
+            raise ExecutorError(
+                "this processing has no command: the process executor runs the processing's "
+                "`command` (processing.toml); add one, or use the docker executor"
+            )
         run_dir = self.runs_root / spec.name
         if run_dir.exists():  # a start that died half-way: begin again cleanly
             shutil.rmtree(run_dir)
