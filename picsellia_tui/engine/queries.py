@@ -200,6 +200,7 @@ def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:
         target=names.version(j.target_version_id) or "?",
         parameters=masked(specs, j.parameters),
         output_version_name=j.output_version_name,
+        output_mode=str(j.processing_snapshot.get("output_mode", "new_model_version")),
         image_ref=j.image_ref,
         executor=j.executor,
         host=j.host,

@@ -106,6 +106,7 @@ class JobView(BaseModel):
     target: str  # "model/version"
     parameters: dict[str, Any]  # secrets masked
     output_version_name: str | None
+    output_mode: str = "new_model_version"
     image_ref: str
     executor: str
     host: str
@@ -119,6 +120,15 @@ class JobView(BaseModel):
     @property
     def active(self) -> bool:
         return self.status in ("pending", "running")
+
+    @property
+    def output_label(self) -> str:
+        """What the job writes: its new version's name, or what it does instead."""
+        if self.output_mode == "update_input":
+            return "(updates the input)"
+        if self.output_mode == "none":
+            return "(no output version)"
+        return self.output_version_name or "(a new version)"
 
 
 def short_digest(ref: str | None) -> str | None:

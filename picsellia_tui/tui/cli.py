@@ -480,11 +480,19 @@ def launch(
 
 def _job_line(job: Any) -> None:
     print(
-        f"job {job.id}: {job.processing} on {job.target} -> "
-        f"{job.output_version_name or '(updates the input)'}",
+        f"job {job.id}: {job.processing} on {job.target} -> {_output_label(job)}",
         file=sys.stderr,
         flush=True,
     )
+
+
+def _output_label(job: Any) -> str:
+    """JobView.output_label, for a job that came over the control socket as data."""
+    from picsellia_tui.engine.views import JobView
+
+    if isinstance(job, JobView):
+        return job.output_label
+    return JobView.model_validate(vars(job)).output_label
 
 
 def _launch_on_running_engine(
@@ -654,7 +662,7 @@ def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
     print(f"job {j.id}: {j.processing} on {j.target}  [{j.status}]")
     print(f"  launched by {j.launched_by} at {when(j.created_at)} on {j.executor}:{j.host}")
     print(f"  image {j.image_ref}")
-    print(f"  output version: {j.output_version_name or '(updates the input)'}")
+    print(f"  output version: {j.output_label}")
     print("  parameters: " + (", ".join(f"{k}={v}" for k, v in j.parameters.items()) or "-"))
     print()
     table(

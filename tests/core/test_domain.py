@@ -97,7 +97,8 @@ type = "int"
         (GOOD.replace('type = "int"', 'type = "complex"'), "parameters[n].type", "Input should be"),
         (GOOD + "colour = 1\n", "parameters[n].colour", "unknown key"),
         ("colour = 1\n" + GOOD, "colour", "unknown key"),
-        (GOOD.replace('command = ["python", "main.py"]\n', ""), "command", "is required"),
+        (GOOD.replace('name = "x"\n', ""), "name", "is required"),
+        ("entrypoint = []\n" + GOOD, "entrypoint", "at least 1 item"),
         (GOOD + '[constraints]\nmemory = "lots"\n', "constraints.memory", "not a size"),
     ],
 )
@@ -109,6 +110,16 @@ def test_broken_processing_toml_names_file_key_reason(text: str, where: str, rea
     assert info.value.key == where
     assert reason in msg
     assert "\n" not in msg
+
+
+def test_command_is_optional_and_entrypoint_overrides() -> None:
+    # Without a command the image's own ENTRYPOINT/CMD runs (issue 11).
+    bare = parse_definition(GOOD.replace('command = ["python", "main.py"]\n', ""), "p.toml")
+    assert bare.command == [] and bare.entrypoint is None
+    empty = parse_definition(GOOD.replace('["python", "main.py"]', "[]"), "p.toml")
+    assert empty.command == []
+    entry = parse_definition('entrypoint = ["/bin/sh", "-c"]\n' + GOOD, "p.toml")
+    assert entry.entrypoint == ["/bin/sh", "-c"]
 
 
 def test_missing_definition_file(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp, run_app
 from picsellia_tui.tui.dialogs.confirm import ConfirmDialog
 from picsellia_tui.tui.dialogs.help import HelpScreen
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
+from picsellia_tui.tui.dialogs.rerun import RerunDialog
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable, RunsTable
 from picsellia_tui.tui.widgets.log_view import LogView
@@ -191,13 +192,13 @@ async def test_rerun_refused_while_active_then_accepted(ws: AppEngineHandle) -> 
         await until(pilot, lambda: jobs_pane(app).current is not None)
         await pilot.press("r")
         await pilot.pause(0.2)
-        assert not isinstance(app.screen, ConfirmDialog), "no confirmation while active"
+        assert not isinstance(app.screen, RerunDialog), "no confirmation while active"
         assert any("refused" in (n.title or "") for n in app._notifications)
         assert ws.call(lambda e: e.job(job_id)).attempts == 1
 
         await until(pilot, lambda: job_status(app, job_id) == "succeeded", timeout=30)
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(pilot, lambda: isinstance(app.screen, RerunDialog))
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         await until(pilot, lambda: jobs_pane(app).jobs[job_id].attempts == 2)

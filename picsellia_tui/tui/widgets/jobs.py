@@ -41,9 +41,17 @@ DETAIL_DELAY = 0.08
 TICK_DELAY = 0.2  # events within this window cost one query
 ACTIVE = ("pending", "running")
 JOB_COLUMNS = ("job", "status", "attempts", "processing", "target", "by", "when", "duration")
-RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit")
+RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit", "image")
 # Fixed widths: cells updated in place never re-measure a whole column (O(rows)).
-WIDTHS = {"job": 6, "status": 11, "attempts": 8, "attempt": 7, "duration": 8, "exit": 4}
+WIDTHS = {
+    "job": 6,
+    "status": 11,
+    "attempts": 8,
+    "attempt": 7,
+    "duration": 8,
+    "exit": 4,
+    "image": 14,
+}
 OVERLAP = timedelta(seconds=2)  # re-read a little before the last change seen
 
 
@@ -499,7 +507,7 @@ class JobsPane(EngineAccess, Vertical):
 
     def _show_summary(self, job: JobView) -> None:
         params = ", ".join(f"{k}={v}" for k, v in job.parameters.items()) or "no parameters"
-        out = job.output_version_name or "(updates the input)"
+        out = job.output_label
         self.query_one("#job-summary", Static).update(
             Text.assemble(
                 (f"job {job.id} ", "bold"),
@@ -523,6 +531,7 @@ class JobsPane(EngineAccess, Vertical):
             self.clock.when(run.started_at),
             self.clock.duration(run.started_at, run.ended_at),
             Text("-" if run.exit_code is None else str(run.exit_code), justify="right"),
+            image_cell(run),
         )
 
     def _show_run(self, job: JobView, run: RunView) -> None:
@@ -613,25 +622,30 @@ class JobsPane(EngineAccess, Vertical):
                 severity="warning",
             )
             return
-        from picsellia_tui.tui.dialogs.confirm import ConfirmDialog
+        from picsellia_tui.tui.dialogs.rerun import RerunChoice, RerunDialog
 
-        def done(yes: bool | None) -> None:
-            if yes:
-                self._rerun(job.id)
+        def done(choice: RerunChoice | None) -> None:
+            if choice is not None:
+                self._rerun(job.id, choice.same_image)
 
+        # The runs are known once the job's detail has loaded (it is the selected one).
+        runs = self.current.runs if self.current is not None and self.current.id == job.id else []
+        last = next((r for r in reversed(runs) if r.short_digest), None)
+        pin = f"run #{last.attempt}, {last.short_digest}" if last else None
         self.app.push_screen(
-            ConfirmDialog(
+            RerunDialog(
                 f"Re-run job {job.id}?",
-                f"{job.processing} on {job.target}, same parameters: run #{job.attempts + 1}.",
-                confirm="Re-run",
+                f"{job.processing} on {job.target}, same parameters: run #{job.attempts + 1}, "
+                "with the processing's current definition and image.",
+                pin,
             ),
             done,
         )
 
     @work(thread=True, exit_on_error=False, group="jobs-action")
-    def _rerun(self, job_id: int) -> None:
+    def _rerun(self, job_id: int, same_image: bool = False) -> None:
         try:
-            run = self.engine_call(lambda e: e.rerun(job_id))
+            run = self.engine_call(lambda e: e.rerun(job_id, same_image=same_image))
         except RerunRefused as exc:
             self.app.call_from_thread(
                 self.app.notify, str(exc), title="Re-run refused", severity="warning"
@@ -704,6 +718,17 @@ class JobsPane(EngineAccess, Vertical):
         self.app.call_from_thread(self.app.notify, f"Job {job_id}: cancelling run #{run.attempt}…")
         self._need_changes = True
         self._need_detail = True
+
+
+def image_cell(run: RunView) -> Text:
+    """The run's short digest; marked where it changed since the run before, and
+    where the run pinned an earlier run's image."""
+    if not run.short_digest:
+        return Text("-")
+    if run.image_changed:
+        return Text.assemble(("● ", "bold yellow"), (run.short_digest, "bold"))
+    pinned = (run.image_ref or "").rpartition("@")[2].startswith("sha256:")
+    return Text.assemble(("= " if pinned else "  ", "dim"), (run.short_digest, ""))
 
 
 def error_panel(run: RunView) -> tuple[str, Text]:
