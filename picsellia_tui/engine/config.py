@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         names = [h.name for h in self.hosts]
         if len(set(names)) != len(names):
             raise ValueError("two [[hosts]] share a name")
+        if "local" not in names:
+            # Adding a remote host does not take the local daemon away: `local` stays
+            # (and stays the default unless default_host names another).
+            self.hosts = [HostConfig(name="local", url="local"), *self.hosts]
+            names.insert(0, "local")
         if self.default_host not in names:
             raise ValueError(f"default_host {self.default_host!r} is not one of the hosts: {names}")
         return self

@@ -70,24 +70,8 @@ def prepare_demo(config: Path | None, overrides: dict[str, Any], *, build: bool 
             if settings.executor == "docker":
                 present = await engine.image_presence()
                 missing = [n for n, ok in present.items() if not ok]
-                for i, name in enumerate(missing, 1):
-                    if not build:
-                        break
-                    print(
-                        f"demo: building image {i}/{len(missing)}: {name} "
-                        "(Docker caches it: once only)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    try:
-                        await engine.build_processing(name)
-                    except Exception as exc:
-                        print(
-                            f"demo: {name} did not build: {str(exc).splitlines()[0]}",
-                            file=sys.stderr,
-                        )
-                    else:
-                        missing = [m for m in missing if m != name]
+                if build:
+                    missing = await build_images(engine, missing)
                 if missing:
                     print(
                         f"demo: {len(missing)} processing image(s) are not built "
@@ -99,3 +83,21 @@ def prepare_demo(config: Path | None, overrides: dict[str, Any], *, build: bool 
     anyio.run(seed)
     print(f"demo: workspace ready in {root} (config {cfg})", file=sys.stderr)
     return settings
+
+
+async def build_images(engine: Any, names: list[str]) -> list[str]:
+    """Build each image in turn, counting "i/n" over all of them; returns those that
+    did not build."""
+    failed = []
+    for i, name in enumerate(names, 1):
+        print(
+            f"demo: building image {i}/{len(names)}: {name} (Docker caches it: once only)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await engine.build_processing(name)
+        except Exception as exc:
+            print(f"demo: {name} did not build: {str(exc).splitlines()[0]}", file=sys.stderr)
+            failed.append(name)
+    return failed

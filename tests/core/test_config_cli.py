@@ -49,6 +49,24 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml")
 
 
+def test_one_hosts_table_keeps_the_local_host(tmp_path: Path) -> None:
+    # Issue 11: one [[hosts]] table used to take `local` away ("default_host 'local'
+    # is not one of the hosts").
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[hosts]]\nname = "gpu-box"\nurl = "ssh://ana@gpu-box.example:22"\n')
+    s = load_settings(cfg)
+    assert [h.name for h in s.hosts] == ["local", "gpu-box"]
+    assert s.host(None).name == "local" and s.host(None).url == "local"
+    cfg.write_text('default_host = "gpu-box"\n' + cfg.read_text())
+    s = load_settings(cfg)
+    assert s.host(None).name == "gpu-box" and s.host("local").url == "local"
+    # a table named local replaces the implicit one
+    cfg.write_text('[[hosts]]\nname = "local"\nurl = "unix:///run/other.sock"\n')
+    assert [(h.name, h.url) for h in load_settings(cfg).hosts] == [
+        ("local", "unix:///run/other.sock")
+    ]
+
+
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICSELLIA_TUI_")}
     env.update(
