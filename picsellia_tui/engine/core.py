@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from sqlmodel import Session, col, select
 
-from picsellia_tui.engine import catalog, queries, reruns
+from picsellia_tui.engine import catalog, enginelog, queries, reruns
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.errors import (
     EngineError,
@@ -111,6 +111,7 @@ class Engine:
 
     async def __aenter__(self) -> Self:
         self.ws = await anyio.to_thread.run_sync(Workspace, self.settings)
+        enginelog.attach(self.settings.data_dir)  # not the terminal of whoever runs us
         _, self.sync_errors = await self._db(lambda: catalog.sync_public(self.ws))
         for err in self.sync_errors:
             log.warning("processing definition skipped: %s", err)
@@ -140,6 +141,7 @@ class Engine:
                 await ex.aclose()
         self.events.close()
         self.ws.close()
+        enginelog.detach(self.settings.data_dir)
 
     def _release(self, ids: list[int]) -> None:
         with self.ws.db.write() as s:
@@ -717,6 +719,11 @@ class Engine:
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                 await self._stop_unrecorded(run_id)
             raise
+        except ExecutorError as exc:  # a host that refuses us: its reason says it all
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("run %s failed: %s", run_id, reason)
+            with anyio.CancelScope(shield=True):
+                await self._fail(run_id, reason)
         except Exception as exc:  # the run must still end truthfully
             log.exception("supervising run %s failed", run_id)
             reason = f"engine error: {type(exc).__name__}: {exc}".splitlines()[0]
