@@ -764,7 +764,8 @@ def jobs_rerun(
 
     def queued(run: Any) -> None:
         if not as_json:
-            print(f"job {job_id}: run #{run.attempt} queued", file=sys.stderr, flush=True)
+            what = "the image of the previous run" if same_image else f"image {run.image_ref}"
+            print(f"job {job_id}: run #{run.attempt} queued ({what})", file=sys.stderr, flush=True)
 
     async def go(e: Engine) -> Any:
         run = await e.rerun(job_id, same_image=same_image)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Static
 
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.rerun import RerunDialog
@@ -71,8 +72,11 @@ async def test_run_history_marks_the_image_change_and_same_image_pins_it(
         assert isinstance(dialog, RerunDialog)
         assert dialog.pin == "run #2, " + "b" * 12
         assert not dialog.same_image
+        message = dialog.query_one("#confirm-message", Static)
+        assert "current definition and image" in str(message.render())
         await pilot.press("i")
         assert dialog.same_image
+        assert "image of run #2, bbbbbbbbbbbb again" in str(message.render())
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         await until(pilot, lambda: pane.jobs[job.id].attempts == 3)

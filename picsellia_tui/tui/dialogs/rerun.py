@@ -27,17 +27,23 @@ class RerunDialog(ModalScreen[RerunChoice | None]):
     ]
 
     def __init__(self, title: str, message: str, pin: str | None) -> None:
-        """`pin`: what "same image" would run ("run #1, aa5e0123abcd"), None when no
-        earlier run recorded a digest (the toggle is then disabled)."""
+        """`message` says what is re-run; `pin` what "same image" would run ("run #1,
+        aa5e0123abcd"), None when no earlier run recorded a digest (the toggle is then
+        disabled)."""
         super().__init__(classes="dialog")
         self.title_text = title
         self.message = message
         self.pin = pin
 
+    def _what_runs(self, same_image: bool) -> str:
+        if same_image and self.pin:
+            return f"{self.message}\nIt runs the image of {self.pin} again (exact reproduction)."
+        return f"{self.message}\nIt runs the processing's current definition and image."
+
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="dialog-box") as box:
             box.border_title = self.title_text
-            yield Static(self.message, id="confirm-message")
+            yield Static(self._what_runs(False), id="confirm-message")
             label = (
                 f"Same image as {self.pin} (i)"
                 if self.pin
@@ -50,6 +56,10 @@ class RerunDialog(ModalScreen[RerunChoice | None]):
 
     def on_mount(self) -> None:
         self.query_one("#confirm-yes", Button).focus()
+
+    @on(Checkbox.Changed)
+    def _toggled(self, event: Checkbox.Changed) -> None:
+        self.query_one("#confirm-message", Static).update(self._what_runs(event.value))
 
     @property
     def same_image(self) -> bool:

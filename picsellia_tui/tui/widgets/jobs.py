@@ -50,8 +50,10 @@ WIDTHS = {
     "attempt": 7,
     "duration": 8,
     "exit": 4,
-    "image": 14,
+    "image": 16,
 }
+# The image column's marks, said where they show.
+RUN_LABELS = {"image": "image ●new =pin"}
 OVERLAP = timedelta(seconds=2)  # re-read a little before the last change seen
 
 
@@ -125,7 +127,7 @@ class JobsPane(EngineAccess, Vertical):
             yield Static("", id="job-summary")
             runs = RunsTable(id="runs-table")
             for col in RUN_COLUMNS:
-                runs.add_column(col, key=col, width=WIDTHS.get(col))
+                runs.add_column(RUN_LABELS.get(col, col), key=col, width=WIDTHS.get(col))
             yield runs
             with VerticalScroll(id="run-error", classes="-hidden"):
                 yield Static("", id="run-error-text")
@@ -635,8 +637,7 @@ class JobsPane(EngineAccess, Vertical):
         self.app.push_screen(
             RerunDialog(
                 f"Re-run job {job.id}?",
-                f"{job.processing} on {job.target}, same parameters: run #{job.attempts + 1}, "
-                "with the processing's current definition and image.",
+                f"{job.processing} on {job.target}, same parameters: run #{job.attempts + 1}.",
                 pin,
             ),
             done,
