@@ -178,7 +178,7 @@ def query_plans(settings: Any) -> tuple[list[str], list[str]]:
 
 def cli_list(settings: Any, root: Path, reps: int) -> tuple[float, str]:
     cfg = write_config(root, settings)
-    cli = [PYTHON, "-m", "picsellia_tui.tui.cli", "--config", str(cfg), "jobs", "list"]
+    cli = [PYTHON, "-m", "picsellia_tui", "--config", str(cfg), "jobs", "list"]
     times = []
     err = ""
     for _ in range(reps):

@@ -4,7 +4,9 @@ is imported.
 The app (`picsellia-tui [--config F] [--data-dir D] [--executor E]`) skips the
 command-line parser: typer imports pydantic (~0.2 s) and the settings another
 ~0.15 s, all before a first frame. Here the settings load behind the first
-frame, in the engine's start-up thread. Anything else goes to the typer CLI.
+frame, in the engine's start-up thread. Anything else goes to the typer CLI (`picsellia_tui.cli`),
+which gets the way to open the app from here: this module is the one place that
+knows both interfaces.
 """
 
 from __future__ import annotations
@@ -25,9 +27,20 @@ def main() -> None:
     options = app_options(args)
     if options is not None and _open_app(options):
         return
-    from picsellia_tui.tui.cli import main as cli_main
+    from picsellia_tui.cli.main import main as cli_main
 
-    cli_main()
+    cli_main(open_app=open_app)
+
+
+def open_app(settings: Any) -> None:
+    """Open the Textual app (for the command line's bare command and `demo`)."""
+    from picsellia_tui.cli.errors import fail
+
+    try:
+        from picsellia_tui.tui.app import run_app
+    except ImportError as exc:
+        fail(f"the interface cannot start: {exc}")
+    run_app(settings)
 
 
 def app_options(args: list[str]) -> dict[str, str] | None:
@@ -72,7 +85,7 @@ def _open_app(options: dict[str, str]) -> bool:
     except SystemExit:
         raise
     except Exception as exc:
-        from picsellia_tui.tui.cli import _report
+        from picsellia_tui.cli.errors import report
 
-        sys.exit(_report(exc))
+        sys.exit(report(exc))
     return True

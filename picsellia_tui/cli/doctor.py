@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from picsellia_tui.cli.output import emit_json
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.doctor import diagnose
-from picsellia_tui.tui.output import emit_json
 
 
 def run_doctor(settings: Settings, as_json: bool = False) -> bool:

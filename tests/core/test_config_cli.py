@@ -118,7 +118,7 @@ def test_cli_as_a_new_user(tmp_path: Path) -> None:
 def test_version_and_help_import_nothing_heavy() -> None:
     code = (
         "import sys; sys.argv=['picsellia-tui','--version'];"
-        "from picsellia_tui.tui import cli\n"
+        "from picsellia_tui.cli import main as cli\n"
         "try:\n cli.main()\nexcept SystemExit: pass\n"
         "heavy=[m for m in ('textual','docker','sqlalchemy') if m in sys.modules]\n"
         "assert not heavy, heavy"

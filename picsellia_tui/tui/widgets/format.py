@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.text import Text
 
-from picsellia_tui.tui.output import duration as _duration
-from picsellia_tui.tui.output import size as _size
+from picsellia_tui.humanize import duration as _duration
+from picsellia_tui.humanize import size as _size
 
 # Named ANSI colours: they survive a 16-colour terminal unchanged.
 STATUS_STYLE = {

@@ -1,0 +1,64 @@
+"""Errors of the command line: one clear line on stderr and an exit code, never a
+traceback on the terminal (an unexpected one goes to a crash file)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    raise CliError(message, code)
+
+
+def report(exc: BaseException) -> int:
+    """One clear line on stderr, never a traceback (that goes to a file)."""
+    # Usage errors: click's, or the copy of click that typer >= 0.2x vendors.
+    if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    if isinstance(exc, CliError):
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    from picsellia_tui.engine.config import ConfigError
+
+    known: tuple[type[BaseException], ...] = (ConfigError,)
+    try:
+        from picsellia_tui.engine.errors import EngineError
+        from picsellia_tui.engine.executors.base import ExecutorError
+        from picsellia_tui.storage.blobs import BlobCorrupted
+        from picsellia_tui.storage.db import StorageError
+
+        known += (EngineError, ExecutorError, StorageError, BlobCorrupted)
+    except ImportError:
+        pass
+    if isinstance(exc, known):
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return (
+            2
+            if type(exc).__name__
+            in ("InvalidInput", "NotFound", "Incompatible", "DefinitionError", "ConfigError")
+            else 1
+        )
+    import tempfile
+    import traceback
+
+    path = Path(tempfile.gettempdir()) / "picsellia-tui-crash.log"
+    with path.open("a") as f:
+        traceback.print_exception(exc, file=f)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    print(f"error: unexpected {type(exc).__name__}: {first} (details in {path})", file=sys.stderr)
+    return 70
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,147 @@
+"""`picsellia-tui launch`: hand the launch to the engine serving the workspace, or
+run it with an engine of this process's own."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from picsellia_tui.cli.context import EXIT_FOR, JsonOpt, with_engine
+from picsellia_tui.cli.errors import fail
+from picsellia_tui.cli.logs import follow_log
+from picsellia_tui.cli.remote import on_running_engine
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.core import Engine
+
+
+def _params(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            fail(f"-p {item!r}: write parameters as NAME=VALUE")
+        out[key.strip()] = val
+    return out
+
+
+def launch(
+    processing: Annotated[str, typer.Argument(help="Processing name.")],
+    version: Annotated[str, typer.Argument(metavar="MODEL/VERSION", help="Target version.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeat).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Name of the new version.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Docker host from the config.")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the log; exit code = run status (0 succeeded, 1 failed, 3 killed).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Launch a processing on a model version."""
+    from picsellia_tui.cli.output import emit_json
+
+    params = _params(param)
+    served = _launch_on_running_engine(processing, version, params, name, host, wait, as_json)
+    if served is not None:
+        job, run = served
+    else:
+        job, run = _launch_here(processing, version, params, name, host, wait, as_json)
+    if as_json:
+        emit_json(job)
+    else:
+        print_outcome(job.id, run)
+    if wait:
+        raise typer.Exit(EXIT_FOR.get(run.status, 1))
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
+def _job_line(job: Any) -> None:
+    print(
+        f"job {job.id}: {job.processing} on {job.target} -> {_output_label(job)}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _output_label(job: Any) -> str:
+    """JobView.output_label, for a job that came over the control socket as data."""
+    from picsellia_tui.engine.views import JobView
+
+    if isinstance(job, JobView):
+        return job.output_label
+    return JobView.model_validate(vars(job)).output_label
+
+
+def _launch_on_running_engine(
+    processing: str,
+    version: str,
+    params: dict[str, str],
+    name: str | None,
+    host: str | None,
+    wait: bool,
+    as_json: bool,
+) -> tuple[Any, Any] | None:
+    """Hand the launch to an engine already running on this workspace (`engine
+    serve`, the app): no engine start-up here, and it starts the container at
+    once. None when there is none (or it does not share our settings)."""
+    args = {"processing": processing, "version": version, "params": params, "name": name}
+    final = on_running_engine(
+        "launch",
+        lambda job: None if as_json else _job_line(job),
+        **args,
+        host=host,
+        wait=wait,
+        log=wait and not as_json,
+    )
+    return None if final is None else (final.job, final.run)
+
+
+def _launch_here(
+    processing: str,
+    version: str,
+    params: dict[str, str],
+    name: str | None,
+    host: str | None,
+    wait: bool,
+    as_json: bool,
+) -> tuple[Any, Any]:
+    """Launch with an engine of this process's own."""
+
+    async def go(e: Engine) -> Any:
+        job = await e.launch(processing, version, params, output_version_name=name, host=host)
+        run = job.runs[-1]
+        if not as_json:
+            _job_line(job)
+        if wait:
+            if not as_json:
+                await follow_log(e, run.id, timestamps=False)
+            final = await e.wait_run(run.id)
+        else:
+            # Return once it has started: the container (or process) then outlives us.
+            final = await e.wait_run(run.id, lambda r: r.status != "pending")
+        return await e.job(job.id), final
+
+    result: tuple[Any, Any] = with_engine(go, supervise=True)
+    return result
+
+
+def print_outcome(job_id: int, run: Any) -> None:
+    """The final line of `launch` and `jobs rerun`: one format for both."""
+    from picsellia_tui.cli.output import duration
+
+    line = f"job {job_id} run #{run.attempt}: {run.status}"
+    if run.duration_s is not None and run.status not in ("pending", "running"):
+        line += f" in {duration(run.duration_s)}"
+    if run.exit_code is not None:
+        line += f" (exit {run.exit_code})"
+    print(line)
+    if run.status == "failed" and run.error_summary:
+        print(run.error_summary.splitlines()[0], file=sys.stderr)

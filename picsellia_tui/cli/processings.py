@@ -1,0 +1,213 @@
+"""`picsellia-tui processings list|show|create|build`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from picsellia_tui.cli.context import JsonOpt, with_engine
+from picsellia_tui.cli.errors import fail, first_line
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.core import Engine
+
+processings_app = typer.Typer(help="Processings: list, show, create, build.", no_args_is_help=True)
+
+
+@processings_app.command("list")
+def processings_list(as_json: JsonOpt = False) -> None:
+    """List processings, grouped by target type."""
+    from picsellia_tui.cli.output import emit_json, table
+
+    rows = with_engine(lambda e: e.processings())
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ["name", "version", "task", "target", "visibility", "frameworks", "description"],
+        [
+            [
+                p.name,
+                p.version,
+                p.task,
+                p.target_type,
+                p.visibility,
+                p.constraints.frameworks or "any",
+                p.description,
+            ]
+            for p in rows
+        ],
+    )
+
+
+@processings_app.command("show")
+def processings_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show a processing's definition and parameters."""
+    from picsellia_tui.cli.output import emit_json, table
+
+    p = with_engine(lambda e: e.processing(name))
+    if as_json:
+        emit_json(p)
+        return
+    print(f"{p.name} {p.version} ({p.visibility}{', owner ' + p.owner if p.owner else ''})")
+    print(f"  {p.description}")
+    print(f"  task: {p.task}   target: {p.target_type}   output: {p.output_mode}")
+    run = " ".join(p.command) or "(the image's own)"
+    entry = f"   entrypoint: {' '.join(p.entrypoint)}" if p.entrypoint else ""
+    print(f"  image: {p.image}   command: {run}{entry}")
+    c = p.constraints
+    print(
+        f"  frameworks: {', '.join(c.frameworks) or 'any'}   required files: "
+        f"{', '.join(c.required_files) or '-'}   cpu: {c.cpu or '-'}   memory: {c.memory or '-'}"
+        f"   gpu: {c.gpu}   network: {c.network}"
+    )
+    if p.source_dir:
+        print(f"  folder: {p.source_dir}")
+    if p.parameters:
+        print()
+        table(
+            ["parameter", "type", "default", "required", "range/choices", "help"],
+            [
+                [
+                    s.name + (" (secret)" if s.secret else ""),
+                    s.type,
+                    "••••••" if s.secret and s.default else s.default,
+                    s.required,
+                    ",".join(s.choices) if s.choices else _range(s.min, s.max),
+                    s.help,
+                ]
+                for s in p.parameters
+            ],
+        )
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    if lo is None and hi is None:
+        return "-"
+    return f"{'' if lo is None else lo:g}..{'' if hi is None else hi:g}"
+
+
+@processings_app.command("create")
+def processings_create(
+    folder: Annotated[
+        Path | None, typer.Argument(help="Folder with processing.toml + Dockerfile.")
+    ] = None,
+    from_template: Annotated[
+        str | None,
+        typer.Option(
+            "--from-template", metavar="NAME", help="Scaffold a new folder NAME from the template."
+        ),
+    ] = None,
+    dest: Annotated[Path, typer.Option("--dest", help="Where --from-template writes.")] = Path("."),
+    image: Annotated[
+        str | None,
+        typer.Option("--image", help="Register an existing image instead of a folder."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="With --image: its name (default: the image's name)."),
+    ] = None,
+    task: Annotated[str, typer.Option("--task", help="With --image.")] = "MODEL_CONVERSION",
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            help="With --image: the command (default: none, the image's own ENTRYPOINT/CMD runs).",
+        ),
+    ] = None,
+    entrypoint: Annotated[
+        str | None,
+        typer.Option("--entrypoint", help="With --image: replaces the image's ENTRYPOINT."),
+    ] = None,
+    framework: Annotated[
+        list[str] | None, typer.Option("--framework", help="With --image: accepted (repeat).")
+    ] = None,
+    output_mode: Annotated[str, typer.Option("--output-mode")] = "new_model_version",
+    description: Annotated[str, typer.Option("--description")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (or update) a private processing: from a folder, from the template, or
+    from an existing image."""
+    import shlex
+
+    from picsellia_tui.cli.output import emit_json
+    from picsellia_tui.engine import catalog
+
+    async def go(e: Engine) -> Any:
+        if image is not None:
+            definition: dict[str, Any] = {
+                "name": name or catalog.name_from_image(image),
+                "image": image,
+                "task": task,
+                "command": shlex.split(command or ""),
+                "output_mode": output_mode,
+                "description": description,
+                "constraints": {"frameworks": list(framework or [])},
+            }
+            if entrypoint is not None:
+                definition["entrypoint"] = shlex.split(entrypoint)
+            return await e.create_processing(definition=definition)
+        target = folder
+        if from_template:
+            target = catalog.scaffold(e.ws, from_template, dest)
+            print(
+                f"scaffolded {target}: edit main.py, then "
+                f"`picsellia-tui processings build {from_template}`",
+                file=sys.stderr,
+            )
+        if target is None:
+            fail("give a FOLDER, --from-template NAME or --image IMAGE --name NAME")
+        return await e.create_processing(target)
+
+    p = with_engine(go)
+    if as_json:
+        emit_json(p)
+    else:
+        print(f"private processing {p.name} {p.version} saved (image {p.image})")
+
+
+@processings_app.command("build")
+def processings_build(
+    names: Annotated[list[str] | None, typer.Argument(help="Processings to build.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Build every public processing.")] = False,
+    host: Annotated[str | None, typer.Option("--host", help="Docker host from the config.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result.")] = False,
+) -> None:
+    """Build processing images on a Docker host, streaming the build log (Docker's
+    cache is reused)."""
+
+    def line(text: str) -> None:
+        if not quiet:
+            print(f"   {text}", file=sys.stderr, flush=True)
+
+    async def go(e: Engine) -> int:
+        procs = await e.processings()
+        if all_:
+            chosen = [p.name for p in procs if p.visibility == "public"]
+        elif names:
+            chosen = list(names)
+        else:
+            fail("name the processings to build, or --all")
+        failed = 0
+        for name in chosen:
+            print(
+                f"== building {name} on {host or e.settings.default_host}",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                image, image_id = await e.build_processing(name, host=host, on_line=line)
+                print(f"{name}: built {image} ({image_id[:19]})", flush=True)
+            except Exception as exc:
+                if type(exc).__name__ == "NotFound":
+                    raise
+                failed += 1
+                print(f"{name}: build failed: {first_line(exc)}", file=sys.stderr, flush=True)
+        return failed
+
+    failed = with_engine(go)
+    if failed:
+        fail(f"{failed} image(s) failed to build")
