@@ -41,6 +41,7 @@ import anyio  # noqa: E402
 from picsellia_tui.engine import catalog  # noqa: E402
 from picsellia_tui.engine.config import Settings  # noqa: E402
 from picsellia_tui.engine.core import Engine  # noqa: E402
+from picsellia_tui.engine.supervisor import RunSupervisor  # noqa: E402
 from picsellia_tui.engine.errors import EngineError, RerunRefused  # noqa: E402
 from picsellia_tui.engine.executors import archives, process  # noqa: E402
 from picsellia_tui.storage import logfile, repo  # noqa: E402
@@ -166,7 +167,7 @@ def install_hooks() -> None:
 
     catalog.store_files = store_files
 
-    orig_cleanup = Engine._cleanup
+    orig_cleanup = RunSupervisor._cleanup
 
     async def cleanup(self: Any, ex: Any, ref: str, failed: bool, **kw: Any) -> None:
         if _reached("before-cleanup"):
@@ -174,15 +175,15 @@ def install_hooks() -> None:
         if not CFG.get("keep"):
             await orig_cleanup(self, ex, ref, failed, **kw)
 
-    Engine._cleanup = cleanup  # type: ignore[method-assign]
+    RunSupervisor._cleanup = cleanup  # type: ignore[method-assign]
 
-    orig_supervise = Engine._supervise
+    orig_supervise = RunSupervisor.supervise
 
     async def supervise(self: Any, run_id: int) -> None:
-        _record(ev="supervise", engine=self.engine_id, run=run_id)
+        _record(ev="supervise", engine=self.rt.engine_id, run=run_id)
         await orig_supervise(self, run_id)
 
-    Engine._supervise = supervise  # type: ignore[method-assign]
+    RunSupervisor.supervise = supervise  # type: ignore[method-assign]
 
     orig_pstart = process.ProcessExecutor._start
 

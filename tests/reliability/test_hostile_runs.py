@@ -239,12 +239,12 @@ async def test_a_backlog_slower_than_the_drain_grace_is_not_cut(
     abandoned after a fixed minute with lines still unread."""
     import time as _time
 
-    from picsellia_tui.engine import core
+    from picsellia_tui.engine import capture
     from picsellia_tui.engine.executors.process import ProcessExecutor
     from picsellia_tui.storage.logfile import LogWriter
 
-    monkeypatch.setattr(core, "DRAIN_GRACE_S", 0.5)
-    monkeypatch.setattr(core, "REPLAY_IDLE_S", 1.0, raising=False)
+    monkeypatch.setattr(capture, "DRAIN_GRACE_S", 0.5)
+    monkeypatch.setattr(capture, "REPLAY_IDLE_S", 1.0, raising=False)
     orig_append = LogWriter.append
 
     def slow_append(self: Any, lines: Any) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from picsellia_tui.engine import core
+from picsellia_tui.engine import capture
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.docker_executor import DockerExecutor
 from picsellia_tui.engine.hosts import HostConfig
@@ -117,7 +117,7 @@ async def test_log_disk_full_until_the_end_run_true_status_container_kept(
     monkeypatch: pytest.MonkeyPatch,
     workspace_containers: list[str],
 ) -> None:
-    monkeypatch.setattr(core, "LOG_GIVE_UP_S", 2.0)
+    monkeypatch.setattr(capture, "LOG_GIVE_UP_S", 2.0)
     s = make_settings(tmp_path, executor="docker")
     with small_tmpfs(s.data_dir / "logs", "64k") as logs:
         async with Engine(s, supervise=True) as e:

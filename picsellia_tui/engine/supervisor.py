@@ -1,0 +1,313 @@
+"""Supervision of one run, from claim to final status: start its container (or
+process) from the job's spec, follow it to its exit while its log is captured,
+then record the outcome (outputs ingested into a version, or why it failed) and
+remove what it leaves. Anything unexpected still ends the run truthfully."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sqlmodel import Session
+
+from picsellia_tui.engine import queries
+from picsellia_tui.engine.capture import capture_log
+from picsellia_tui.engine.errors import EngineError
+from picsellia_tui.engine.events import RunChanged, VersionCreated
+from picsellia_tui.engine.executors.base import Executor, ExecutorError
+from picsellia_tui.engine.ingest import ingest_outputs
+from picsellia_tui.engine.logtext import strip_ansi
+from picsellia_tui.engine.retry import with_host_retry
+from picsellia_tui.engine.runspec import build_spec
+from picsellia_tui.engine.runtime import Runtime
+from picsellia_tui.storage import repo
+from picsellia_tui.storage.domain import OutputMode, RunStatus
+from picsellia_tui.storage.logfile import LogWriter, error_tail
+from picsellia_tui.storage.models import Job, ModelVersion, Run, VersionFile
+
+log = logging.getLogger("picsellia_tui.engine")
+
+
+class RunSupervisor:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def supervise(self, run_id: int) -> None:
+        try:
+            await self._supervise_inner(run_id)
+        except anyio.get_cancelled_exc_class():
+            # Cancelled with the run: a cancel while it was being started ends it
+            # `killed` and drops its lease, so the heartbeat stops us mid-start.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self._stop_unrecorded(run_id)
+            raise
+        except ExecutorError as exc:  # a host that refuses us: its reason says it all
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("run %s failed: %s", run_id, reason)
+            with anyio.CancelScope(shield=True):
+                await self._fail(run_id, reason)
+        except Exception as exc:  # the run must still end truthfully
+            log.exception("supervising run %s failed", run_id)
+            reason = f"engine error: {type(exc).__name__}: {exc}".splitlines()[0]
+            with anyio.CancelScope(shield=True):
+                await self._fail(run_id, reason)
+
+    async def _transition(
+        self, run_id: int, new: RunStatus, reason: str | None = None, **fields: Any
+    ) -> bool:
+        def w(s: Session) -> Run:
+            return repo.transition(
+                s, run_id, new, engine_id=self.rt.engine_id, reason=reason, **fields
+            )
+
+        try:
+            run = await self.rt.db(self.rt.write(w))
+        except repo.TransitionRefused as exc:
+            log.info("%s", exc)
+            return False
+        self.rt.events.publish(RunChanged(run_id, run.job_id, new.value))
+        return True
+
+    async def _stop_unrecorded(self, run_id: int) -> None:
+        """Stop a container nobody will ever follow: its run ended (cancelled while
+        pending) before the container this engine was starting could be recorded."""
+        try:
+            run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
+            if run is None or run.ref is not None or not RunStatus(run.status).is_final:
+                return
+            ex = self.rt.executor(run.executor, run.host)
+            ref = await ex.find(self._run_key(run_id))
+            if ref is not None:
+                await ex.kill(ref, 0)
+                await self._cleanup(ex, ref, failed=False)
+        except Exception as exc:
+            log.warning("could not stop the container of cancelled run %s: %s", run_id, exc)
+
+    async def _fail(self, run_id: int, reason: str, exit_code: int | None = None) -> None:
+        run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
+        if run is None or RunStatus(run.status).is_final:
+            return
+        status = RunStatus.KILLED if run.cancel_requested else RunStatus.FAILED
+        summary = reason
+        tail = await self.rt.db(lambda: error_tail(Path(run.log_path), clean=strip_ansi))
+        if tail:
+            summary = f"{reason}\n{tail}"
+        await self._transition(
+            run_id, status, reason=reason, error_summary=summary, exit_code=exit_code
+        )
+
+    def _load(self, run_id: int) -> tuple[Run, Job, ModelVersion, list[VersionFile]]:
+        with self.rt.ws.db.read() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            job = s.get(Job, run.job_id)
+            assert job is not None
+            version = s.get(ModelVersion, job.target_version_id)
+            assert version is not None and version.id is not None
+            files = queries.version_files(s, version.id)
+            return run, job, version, files
+
+    def _run_key(self, run_id: int) -> str:
+        return f"{self.rt.ws.workspace_id[:12]}-{run_id}"
+
+    async def _supervise_inner(self, run_id: int) -> None:
+        run, job, version, files = await self.rt.db(lambda: self._load(run_id))
+        if RunStatus(run.status).is_final:
+            return
+        ex = self.rt.executor(job.executor, job.host)
+        key = self._run_key(run_id)
+        ref = run.ref or await with_host_retry(lambda: ex.find(key))
+        if run.status == RunStatus.PENDING.value:
+            if ref is not None and run.ref is None:
+                # Left by an engine that died while starting it. Created but never
+                # started: start afresh (not "created but never started" forever).
+                left = ref
+                state = await with_host_retry(lambda: ex.inspect(left))
+                if state.status == "created":
+                    await with_host_retry(lambda: ex.remove(left))
+                    ref = None
+            if run.cancel_requested and ref is None:
+                await self._transition(run_id, RunStatus.KILLED, "cancelled before it started")
+                return
+            started_here = ref is None
+            if ref is None:
+                ref = await self._start(run, job, version, files, ex, key)
+                if ref is None:
+                    return
+            if not await self._transition(run_id, RunStatus.RUNNING, "container started", ref=ref):
+                await self._stop_unrecorded(run_id)  # cancelled while we started it
+                return
+            if run.cancel_requested and not started_here:
+                # Cancelled while its engine died starting it: the kill never reached it.
+                await with_host_retry(lambda: ex.kill(ref, self.rt.settings.cancel_grace_seconds))
+        elif ref is None:
+            await self._fail(
+                run_id,
+                f"its {_what(job.executor)} vanished: nothing with run label {key} on {job.host}",
+            )
+            return
+        elif run.ref is None:
+            await self.rt.db(self.rt.write(lambda s: _set_ref(s, run_id, ref)))
+        state = await with_host_retry(lambda: ex.inspect(ref))
+        if state.status == "missing":
+            await self._fail(
+                run_id, f"its {_what(job.executor)} vanished: {ref} no longer exists on {job.host}"
+            )
+            return
+        await self._follow_to_end(run_id, job, ex, ref)
+
+    async def _start(
+        self,
+        run: Run,
+        job: Job,
+        version: ModelVersion,
+        files: list[VersionFile],
+        ex: Executor,
+        key: str,
+    ) -> str | None:
+        assert run.id is not None
+        try:
+            # The image as it is now on the host (a rebuilt tag resolves to the new
+            # build), or the digest a re-run pinned; the run records what it ran.
+            image = run.image_ref or job.image_ref
+            digest = await with_host_retry(
+                lambda: ex.resolve_image(image, processing=job.processing_name)
+            )
+            if ex.kind == "docker":
+                await self.rt.db(self.rt.write(lambda s: _set_digest(s, run.id or 0, digest)))
+            rt = self.rt
+            spec = await rt.db(
+                lambda: build_spec(
+                    rt.ws, rt.settings, rt.engine_id, run, job, version, files, digest, key
+                )
+            )
+            return await ex.start(spec)
+        except (ExecutorError, EngineError) as exc:
+            await self._fail(run.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return None
+
+    async def _follow_to_end(self, run_id: int, job: Job, ex: Executor, ref: str) -> None:
+        run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
+        assert run is not None
+        secrets = [v for v in self.rt.ws.decrypt(job.secrets_enc).values() if len(v) >= 4]
+        log_path = Path(run.log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        writer = await self.rt.db(lambda: LogWriter(log_path))
+        try:
+            try:
+                exit_code, log_note = await capture_log(
+                    self.rt, run_id, job, ex, ref, writer, secrets
+                )
+            except BaseExceptionGroup as group:
+                raise _unwrap(group) from None
+        except ExecutorError as exc:
+            state = None
+            try:
+                state = await ex.inspect(ref)
+            except ExecutorError:
+                pass
+            code = state.exit_code if state and state.status == "exited" else None
+            await self._fail(run_id, f"lost the run: {exc}", exit_code=code)
+            return
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.rt.db(writer.close)
+        if log_note:
+            where = f"container {ref[:12]}" if ex.kind == "docker" else f"run folder {ref}"
+            log_note += f"; the whole log is kept in {where}"
+        await self._finish(run_id, job, ex, ref, exit_code, log_note)
+
+    async def _finish(
+        self,
+        run_id: int,
+        job: Job,
+        ex: Executor,
+        ref: str,
+        exit_code: int,
+        log_note: str | None = None,
+    ) -> None:
+        run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
+        assert run is not None
+        if run.cancel_requested:
+            await self._transition(
+                run_id,
+                RunStatus.KILLED,
+                "cancelled",
+                exit_code=exit_code,
+                error_summary="cancelled by the user" + (f"; {log_note}" if log_note else ""),
+            )
+            await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
+            return
+        if exit_code != 0:
+            note = f" ({log_note})" if log_note else ""
+            await self._fail(run_id, f"exited with code {exit_code}{note}", exit_code=exit_code)
+            await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
+            return
+        mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
+        if mode == OutputMode.NONE.value:
+            await self._transition(
+                run_id, RunStatus.SUCCEEDED, "exited 0", exit_code=0, error_summary=log_note
+            )
+            await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
+            return
+        dest = self.rt.ws.scratch_dir / f"outputs-{run_id}-{uuid.uuid4().hex[:6]}"
+        refused: Exception | None = None
+        version = None
+        try:
+            await ex.collect_outputs(ref, dest, self.rt.settings.output_quota_bytes)
+            rt = self.rt
+            version = await rt.db(
+                lambda: ingest_outputs(rt.ws, rt.engine_id, run_id, job, dest, mode, log_note)
+            )
+        except (ExecutorError, EngineError) as exc:
+            refused = exc
+        finally:
+            # Gone before the final status is written: nothing half-kept after it.
+            await self.rt.db(lambda: shutil.rmtree(dest, ignore_errors=True))
+        if refused is not None:
+            await self._fail(run_id, f"outputs refused: {refused}", exit_code=0)
+            await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
+            return
+        if version is not None:
+            self.rt.events.publish(VersionCreated(*version))
+        self.rt.events.publish(RunChanged(run_id, job.id or 0, RunStatus.SUCCEEDED.value))
+        await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
+
+    async def _cleanup(self, ex: Executor, ref: str, failed: bool, keep: bool = False) -> None:
+        if keep or (failed and self.rt.settings.keep_failed_containers):
+            return
+        try:
+            await ex.remove(ref)
+        except ExecutorError as exc:
+            log.warning("could not remove %s: %s", ref, exc)
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf error of a task group's failure (an executor error if any)."""
+    match = group.subgroup(ExecutorError)
+    pick: BaseException = match if match is not None else group
+    while isinstance(pick, BaseExceptionGroup):
+        pick = pick.exceptions[0]
+    return pick
+
+
+def _what(kind: str) -> str:
+    return "container" if kind == "docker" else "process"
+
+
+def _set_ref(s: Session, run_id: int, ref: str) -> None:
+    run = s.get(Run, run_id)
+    assert run is not None
+    run.ref = ref
+    s.add(run)
+
+
+def _set_digest(s: Session, run_id: int, digest: str) -> None:
+    run = s.get(Run, run_id)
+    assert run is not None
+    run.image_digest = digest
+    s.add(run)
