@@ -41,9 +41,9 @@ import anyio  # noqa: E402
 from picsellia_tui.engine import catalog  # noqa: E402
 from picsellia_tui.engine.config import Settings  # noqa: E402
 from picsellia_tui.engine.core import Engine  # noqa: E402
-from picsellia_tui.engine.supervisor import RunSupervisor  # noqa: E402
 from picsellia_tui.engine.errors import EngineError, RerunRefused  # noqa: E402
 from picsellia_tui.engine.executors import archives, process  # noqa: E402
+from picsellia_tui.engine.supervisor import RunSupervisor  # noqa: E402
 from picsellia_tui.storage import logfile, repo  # noqa: E402
 from picsellia_tui.storage.domain import RunStatus  # noqa: E402
 
