@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from picsellia_tui.tui.demo import build_images
+from picsellia_tui.cli.demo import build_images
 
 pytestmark = pytest.mark.anyio
 
