@@ -29,6 +29,17 @@ class _PrivateFileHandler(logging.FileHandler):
         )
         return os.fdopen(fd, "a", encoding=self.encoding or "utf-8", errors=self.errors)
 
+    # A log file that cannot be opened or written (a full disk, a link planted in
+    # its place) loses the record; it never prints a traceback on the terminal.
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except OSError:
+            pass
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return
+
 
 def attach(data_dir: Path) -> Path:
     """Send the engine's log records to <data_dir>/engine.log (until detach)."""
