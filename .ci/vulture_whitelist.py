@@ -20,6 +20,7 @@ _._new_conn  # urllib3 connection pool hooks (hosts.py ssh transport)
 _.ConnectionCls
 _.get_connection  # requests adapter hooks (hosts.py _SSHAdapter)
 _.request_url
+_.handleError  # logging.Handler hook: a log file that cannot be written stays quiet (enginelog.py)
 _.discover  # textual.command.Provider: the command palette asks it for hits
 _.validate  # textual.validation.Validator subclasses in the launch dialog
 _.__getattr__  # module __getattr__ (tui/app.py: lazy AppEngineHandle import)
