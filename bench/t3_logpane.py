@@ -86,7 +86,7 @@ async def open_big(root: Path, n: int) -> tuple[float, float, int]:
             def showing(run: Any, last: str) -> bool:
                 r = log.reader
                 return (
-                    pane.current_run_id == run.id
+                    pane.detail.current_run_id == run.id
                     and r is not None
                     and len(r) > 0
                     and any(last in row for row in log.log_lines.visible_text())
@@ -158,7 +158,9 @@ async def key_latency(root: Path, presses: int, rate: int) -> tuple[list[float],
             # Wait until the pane follows the run and lines flow.
             deadline = time.perf_counter() + 60
             while not (
-                pane.current_run_id == run_id and log.reader is not None and len(log.reader) > rate
+                pane.detail.current_run_id == run_id
+                and log.reader is not None
+                and len(log.reader) > rate
             ):
                 if time.perf_counter() > deadline:
                     raise TimeoutError("the run's log did not show up")

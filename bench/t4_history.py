@@ -99,7 +99,8 @@ async def first_paint(settings: Any) -> float:
 
     from bench.tui_common import TimedApp, wait_list
     from picsellia_tui.tui.app import AppEngineHandle
-    from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable
+    from picsellia_tui.tui.widgets.jobs import JobsPane
+    from picsellia_tui.tui.widgets.jobs_table import JobsTable
 
     t0 = time.perf_counter()
     handle = AppEngineHandle(settings, supervise=True)
@@ -111,7 +112,7 @@ async def first_paint(settings: Any) -> float:
             out = app.when(
                 lambda: (
                     app.query_one("#tabs", TabbedContent).active == "jobs"
-                    and pane.loaded
+                    and pane.table.loaded
                     and app.query_one(JobsTable).row_count > 0
                 )
             )

@@ -98,6 +98,16 @@ class EngineHandle:
 
         return self._portal.call(run)
 
+    def submit(self, fn: Callable[[Engine], Awaitable[T]]) -> Future[T]:
+        """Start a call in the engine's loop; its future, to await from another loop
+        (`asyncio.wrap_future`) without holding a thread while it runs."""
+        assert self._portal is not None, "EngineHandle.start() first"
+
+        async def run() -> T:
+            return await fn(self.engine)
+
+        return self._portal.start_task_soon(run)
+
     def stop(self) -> None:
         if self._portal is None:
             return

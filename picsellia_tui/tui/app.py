@@ -16,6 +16,7 @@ timer runs while nothing happens (engine events schedule one-shot refreshes).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -148,6 +149,16 @@ class PicselliaApp(App[None]):
         if handle is None or self._engine_closing:
             raise EngineUnavailable(self.engine_error or "the engine is not running")
         return handle.call(fn)
+
+    async def engine_await(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
+        """Call the engine from the UI loop (an async worker): the call runs in the
+        engine's loop and nothing here blocks; waits while the engine starts."""
+        if not self._engine_settled.is_set():
+            await asyncio.to_thread(self._engine_settled.wait)
+        handle = self.handle
+        if handle is None or self._engine_closing:
+            raise EngineUnavailable(self.engine_error or "the engine is not running")
+        return await asyncio.wrap_future(handle.submit(fn))
 
     def _start_engine(self) -> None:
         if self._starter is not None or self._engine_closing:

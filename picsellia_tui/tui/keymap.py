@@ -68,7 +68,8 @@ def _own(cls: type, *, skip_forwarded: bool = True) -> tuple[Binding, ...]:
 
 def sections() -> list[Section]:
     from picsellia_tui.tui.dialogs.launch import LaunchDialog
-    from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable
+    from picsellia_tui.tui.widgets.jobs import JobsPane
+    from picsellia_tui.tui.widgets.jobs_table import JobsTable
     from picsellia_tui.tui.widgets.log_view import LogView
     from picsellia_tui.tui.widgets.processings import ProcessingsPane, ProcessingsTable
     from picsellia_tui.tui.widgets.versions import VersionsPane, VersionsTable

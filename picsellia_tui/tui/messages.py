@@ -38,6 +38,15 @@ class LaunchRequested(Message):
         self.title = title
 
 
+class ViewMounted(Message):
+    """A tab's view was mounted (lazily, after the first frame): its tab may be
+    shown already, and then wants the focus."""
+
+    def __init__(self, tab: str) -> None:
+        super().__init__()
+        self.tab = tab
+
+
 class ShowJob(Message):
     """Switch to the Jobs tab on this job (its latest run, log following)."""
 

@@ -16,7 +16,9 @@ from picsellia_tui.tui.dialogs.help import HelpScreen
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
 from picsellia_tui.tui.dialogs.rerun import RerunDialog
 from picsellia_tui.tui.screens.main import MainScreen
-from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable, RunsTable
+from picsellia_tui.tui.widgets.job_detail import RunsTable
+from picsellia_tui.tui.widgets.jobs import JobsPane
+from picsellia_tui.tui.widgets.jobs_table import JobsTable
 from picsellia_tui.tui.widgets.log_view import LogView
 from tests.tui.helpers import make_settings, ready, screen_text, until, workspace
 
@@ -39,7 +41,7 @@ def jobs_pane(app: PicselliaApp) -> JobsPane:
 
 
 def job_status(app: PicselliaApp, job_id: int) -> str | None:
-    job = jobs_pane(app).jobs.get(job_id)
+    job = jobs_pane(app).table.jobs.get(job_id)
     return job.status if job else None
 
 
@@ -189,7 +191,7 @@ async def test_rerun_refused_while_active_then_accepted(ws: AppEngineHandle) -> 
         job_id = launch_now(ws, sleep=6)
         await pilot.press("3")
         await until(pilot, lambda: job_status(app, job_id) == "running")
-        await until(pilot, lambda: jobs_pane(app).current is not None)
+        await until(pilot, lambda: jobs_pane(app).detail.current is not None)
         await pilot.press("r")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, RerunDialog), "no confirmation while active"
@@ -201,7 +203,7 @@ async def test_rerun_refused_while_active_then_accepted(ws: AppEngineHandle) -> 
         await until(pilot, lambda: isinstance(app.screen, RerunDialog))
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        await until(pilot, lambda: jobs_pane(app).jobs[job_id].attempts == 2)
+        await until(pilot, lambda: jobs_pane(app).table.jobs[job_id].attempts == 2)
         runs = jobs_pane(app).query_one(RunsTable)
         await until(pilot, lambda: runs.row_count == 2)
         await until(pilot, lambda: job_status(app, job_id) == "succeeded", timeout=30)
@@ -219,7 +221,7 @@ async def test_edited_rerun_opens_a_prefilled_launch(ws: AppEngineHandle) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("3")
-        await until(pilot, lambda: jobs_pane(app).current is not None)
+        await until(pilot, lambda: jobs_pane(app).detail.current is not None)
         await pilot.press("R")
         dialog = await open_launch(pilot)
         assert "re-run job 1" in str(dialog.query_one("#launch-box").border_title)
@@ -343,7 +345,9 @@ async def test_jump_from_a_version_to_its_origin_job(ws: AppEngineHandle) -> Non
         await until(pilot, lambda: active_tab(app) == "jobs")
         pane = jobs_pane(app)
         await until(pilot, lambda: pane.query_one(JobsTable).cursor_key == str(first))
-        await until(pilot, lambda: pane.current is not None and pane.current.id == first)
+        await until(
+            pilot, lambda: pane.detail.current is not None and pane.detail.current.id == first
+        )
 
 
 async def test_processings_filter_and_tabs(ws: AppEngineHandle) -> None:
@@ -416,7 +420,7 @@ async def test_two_instances_see_each_others_jobs_and_logs(tmp_path: Path) -> No
             await ready(pilot)
             await pilot.press("3")
             job = b.call(lambda e: e.launch("test-copy", "m/v1", {"lines": 3, "sleep": 1.5}))
-            await until(pilot, lambda: job.id in jobs_pane(app).jobs)
+            await until(pilot, lambda: job.id in jobs_pane(app).table.jobs)
             pane = jobs_pane(app)
             pane.focus_job(job.id)
             log = pane.query_one(LogView)
@@ -470,7 +474,10 @@ async def test_80x24_failed_job_keeps_trace_and_log_visible(
         await ready(pilot)
         await pilot.press("3")
         pane = jobs_pane(app)
-        await until(pilot, lambda: pane.current is not None and pane.current.status == "failed")
+        await until(
+            pilot,
+            lambda: pane.detail.current is not None and pane.detail.current.status == "failed",
+        )
         await pilot.pause(0.5)
         text = screen_text(app)
         assert "✗ failed" in text

@@ -13,7 +13,8 @@ from textual.widgets import TabbedContent
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets import log_view
-from picsellia_tui.tui.widgets.jobs import JobsPane, JobsTable
+from picsellia_tui.tui.widgets.jobs import JobsPane
+from picsellia_tui.tui.widgets.jobs_table import JobsTable
 from picsellia_tui.tui.widgets.log_view import LogView
 from tests.tui.helpers import make_settings, ready, screen_text, until, wait_for
 
@@ -30,8 +31,10 @@ def idle_timers(app: PicselliaApp) -> dict[str, Any]:
     pane = jobs_pane(app)
     return {
         "app refresh": app._refresh_timer,
-        "jobs tick": pane._tick_timer,
-        "durations": pane._duration_timer,
+        "jobs tick": pane.table._tick_timer,
+        "durations": pane.table._duration_timer,
+        "detail tick": pane.detail._tick_timer,
+        "run durations": pane.detail._duration_timer,
         "log poll": pane.query_one(LogView)._poll,
     }
 
@@ -49,7 +52,9 @@ async def test_idle_app_runs_no_timer(ws: AppEngineHandle) -> None:
         await ready(pilot)
         await pilot.press("3")
         pane = jobs_pane(app)
-        await until(pilot, lambda: pane.current is not None and pane.current.id == job.id)
+        await until(
+            pilot, lambda: pane.detail.current is not None and pane.detail.current.id == job.id
+        )
         await until(pilot, lambda: "done" in log_text(app))
         await until(pilot, lambda: not any(idle_timers(app).values()))
         assert not pane.query_one(LogView).live
@@ -73,7 +78,7 @@ async def test_a_finishing_job_updates_row_header_and_log_without_polling(
         pane = jobs_pane(app)
 
         def status() -> str | None:
-            j = pane.jobs.get(job.id)
+            j = pane.table.jobs.get(job.id)
             return j.status if j else None
 
         await until(pilot, lambda: status() == "running")
@@ -83,7 +88,7 @@ async def test_a_finishing_job_updates_row_header_and_log_without_polling(
         await until(pilot, lambda: log.live and "line 2" in log_text(app))
         assert status() == "running"  # lines came while it ran
         # A running row on screen: its duration ticks (only then).
-        await until(pilot, lambda: pane._duration_timer is not None)
+        await until(pilot, lambda: pane.table._duration_timer is not None)
         await until(pilot, lambda: status() == "succeeded", timeout=30)
         await until(pilot, lambda: "done" in log_text(app))
         row = pane.query_one(JobsTable).get_row(str(job.id))

@@ -15,7 +15,8 @@ from textual.widgets import Static
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.rerun import RerunDialog
 from picsellia_tui.tui.screens.main import MainScreen
-from picsellia_tui.tui.widgets.jobs import JobsPane, RunsTable
+from picsellia_tui.tui.widgets.job_detail import RunsTable
+from picsellia_tui.tui.widgets.jobs import JobsPane
 from tests.tui.helpers import FIXTURES, ready, until, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -61,9 +62,11 @@ async def test_run_history_marks_the_image_change_and_same_image_pins_it(
         await ready(pilot)
         await pilot.press("3")
         pane = _pane(app)
-        await until(pilot, lambda: pane.current is not None and len(pane.current.runs) == 2)
+        await until(
+            pilot, lambda: pane.detail.current is not None and len(pane.detail.current.runs) == 2
+        )
         runs = pane.query_one(RunsTable)
-        cells = [str(runs.get_cell(str(r.id), "image")) for r in pane.current.runs]
+        cells = [str(runs.get_cell(str(r.id), "image")) for r in pane.detail.current.runs]
         assert cells == ["  " + "a" * 12, "● " + "b" * 12]
 
         await pilot.press("r")
@@ -79,7 +82,7 @@ async def test_run_history_marks_the_image_change_and_same_image_pins_it(
         assert "image of run #2, bbbbbbbbbbbb again" in str(message.render())
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        await until(pilot, lambda: pane.jobs[job.id].attempts == 3)
+        await until(pilot, lambda: pane.table.jobs[job.id].attempts == 3)
     last = _final(ws, job.id).runs[-1]
     assert last.attempt == 3 and last.image_ref == B
 
@@ -104,6 +107,6 @@ async def test_job_detail_says_what_a_job_without_output_writes(
         await ready(pilot)
         await pilot.press("3")
         pane = _pane(app)
-        await until(pilot, lambda: pane.current is not None)
+        await until(pilot, lambda: pane.detail.current is not None)
         summary = str(pane.query_one("#job-summary").render())
         assert "→ (no output version)" in summary and "updates the input" not in summary

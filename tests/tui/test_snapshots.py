@@ -61,7 +61,7 @@ async def settle(pilot: Pilot[Any]) -> None:
     app = pilot.app
     pane = main(app).query_one(JobsPane)
     await until(pilot, lambda: app.stats is not None)
-    await until(pilot, lambda: all(j in pane.latest_runs for j in pane.jobs))
+    await until(pilot, lambda: all(j in pane.table.latest_runs for j in pane.table.jobs))
     for box in pilot.app.screen.query(Input):
         box.cursor_blink = False
     pilot.app.clear_notifications()
@@ -103,9 +103,9 @@ def test_jobs_tab(ws: AppEngineHandle, snap_compare: Any) -> None:
         await ready(pilot)
         await pilot.press("3")
         pane = main(pilot.app).query_one(JobsPane)
-        await until(pilot, lambda: len(pane.jobs) == 2 and pane.current is not None)
+        await until(pilot, lambda: len(pane.table.jobs) == 2 and pane.detail.current is not None)
         await pilot.press("down")  # job 1, succeeded, with its log
-        await until(pilot, lambda: pane.current is not None and pane.current.id == 1)
+        await until(pilot, lambda: pane.detail.current is not None and pane.detail.current.id == 1)
         await pilot.pause(0.5)
         await settle(pilot)
 
@@ -119,7 +119,10 @@ def test_failed_job_shows_its_stack_trace(ws: AppEngineHandle, snap_compare: Any
         await ready(pilot)
         await pilot.press("3")
         pane = main(pilot.app).query_one(JobsPane)
-        await until(pilot, lambda: pane.current is not None and pane.current.status == "failed")
+        await until(
+            pilot,
+            lambda: pane.detail.current is not None and pane.detail.current.status == "failed",
+        )
         await pilot.pause(0.5)
         await settle(pilot)
 

@@ -13,8 +13,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from picsellia_tui.tui.messages import ViewMounted
 from picsellia_tui.tui.widgets.header import StatusHeader
 from picsellia_tui.tui.widgets.jobs import JobsPane
+from picsellia_tui.tui.widgets.jobs_table import JobsTable
 from picsellia_tui.tui.widgets.processings import ProcessingsPane
 from picsellia_tui.tui.widgets.versions import VersionsPane
 
@@ -69,10 +71,14 @@ class MainScreen(Screen[None]):
             return True
         return False
 
-    def view_mounted(self, tab: str) -> None:
+    def on_view_mounted(self, message: ViewMounted) -> None:
         """A lazily mounted view is in: focus it if its tab was shown meanwhile."""
+        tab = message.tab
         if tab == self.active_tab and not self._focus_in(tab):
             self._focus_tab(tab)
+
+    def on_jobs_table_counted(self, message: JobsTable.Counted) -> None:
+        self.query_one(TabbedContent).get_tab("jobs").label = f"3 Jobs ({message.total:,})"
 
     @property
     def active_tab(self) -> str:

@@ -1,7 +1,9 @@
 """What every view needs from the app: engine calls, settings and the clock.
 
-Engine calls block the calling thread: call `engine_call` only from thread
-workers (`@work(thread=True)`), never from a handler on the event loop.
+Two ways to call the engine, never from a handler on the event loop directly:
+`await self.engine_await(fn)` in an async worker (`@work` on an async method: the
+result is there, on the UI loop, with no hand-back), or `engine_call(fn)`, which
+blocks its thread, in a thread worker (`@work(thread=True)`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class EngineAccess:
     def engine_call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
         """Waits while the engine starts (the app starts it after its first frame)."""
         return cast(T, self.app.engine_call(fn))
+
+    async def engine_await(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
+        """The same from an async worker (`@work` on an async method): awaits the
+        engine without holding a thread."""
+        return cast(T, await self.app.engine_await(fn))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Workers run with exit_on_error=False: a failed engine call is a notice,

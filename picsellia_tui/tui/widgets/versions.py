@@ -13,10 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
-from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError
-from picsellia_tui.tui.messages import LaunchRequested, ShowJob
+from picsellia_tui.tui.messages import LaunchRequested, ShowJob, ViewMounted
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import Clock, key_metrics, metric_value, size, truncate
 
@@ -54,16 +53,12 @@ class VersionsPane(EngineAccess, Vertical):
 
     def on_mount(self) -> None:
         self.load()
-        mounted = getattr(self.screen, "view_mounted", None)
-        if mounted is not None:  # mounted lazily: the tab may be shown already
-            mounted("versions")
+        self.post_message(ViewMounted("versions"))  # mounted lazily: its tab may be shown
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="versions")
-    def load(self) -> None:
-        rows = self.engine_call(lambda e: e.versions())
-        if get_current_worker().is_cancelled:
-            return
-        self.app.call_from_thread(self._loaded, rows)
+    @work(exit_on_error=False, exclusive=True, group="versions")
+    async def load(self) -> None:
+        # Exclusive: a newer load cancels this one, at its await.
+        self._loaded(await self.engine_await(lambda e: e.versions()))
 
     def _loaded(self, rows: list[VersionView]) -> None:
         table = self.query_one(VersionsTable)
@@ -140,17 +135,12 @@ class VersionsPane(EngineAccess, Vertical):
         if full is None:
             self._load_detail(v.ref)
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="version-detail")
-    def _load_detail(self, ref: str) -> None:
+    @work(exit_on_error=False, exclusive=True, group="version-detail")
+    async def _load_detail(self, ref: str) -> None:
         try:
-            full = self.engine_call(lambda e: e.version(ref))
+            full = await self.engine_await(lambda e: e.version(ref))
         except EngineError:
             return
-        if get_current_worker().is_cancelled:
-            return
-        self.app.call_from_thread(self._detail_loaded, full)
-
-    def _detail_loaded(self, full: VersionView) -> None:
         self.details[full.id] = full
         v = self.selected()
         if v is not None and v.id == full.id:
