@@ -20,10 +20,11 @@ import asyncio
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import work
 from textual.app import App
+from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -84,7 +85,7 @@ class PicselliaApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "picsellia-tui"
     COMMANDS = App.COMMANDS | {ActionsProvider}
-    BINDINGS = GLOBAL_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = [*GLOBAL_BINDINGS]
     ENABLE_COMMAND_PALETTE = True
     # Screens under 30 rows (80x24) get a tighter Jobs layout (see app.tcss).
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -36,7 +36,7 @@ class HelpScreen(ModalScreen[None]):
 
 
 def render_help() -> Group:
-    parts: list[object] = []
+    parts: list[RenderableType] = []
     for title, rows in help_rows():
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", min_width=14, no_wrap=True)
@@ -46,4 +46,4 @@ def render_help() -> Group:
         parts.append(Text(title, style="bold underline"))
         parts.append(grid)
         parts.append(Text(""))
-    return Group(*parts)  # type: ignore[arg-type]
+    return Group(*parts)

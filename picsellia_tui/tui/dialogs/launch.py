@@ -78,7 +78,7 @@ class FormSwitch(Switch, inherit_bindings=False):
 
 
 def describe(spec: ParamSpec) -> str:
-    bits = [spec.type]
+    bits: list[str] = [spec.type]
     if spec.min is not None or spec.max is not None:
         bits.append(f"{num(spec.min)}..{num(spec.max)}")
     if spec.secret:

@@ -86,7 +86,7 @@ def size(n: int | None) -> str:
 
 def key_metrics(metrics: dict[str, Any], limit: int = 2) -> str:
     """The few metrics worth a column: accuracy-like ones first."""
-    out = []
+    out: list[str] = []
     for key in KEY_METRICS:
         if key in metrics and len(out) < limit:
             out.append(f"{key} {_num(metrics[key], key)}")

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
 from textual import on, work
@@ -39,8 +39,8 @@ class ProcessingsPane(EngineAccess, Vertical):
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
         self.processings: list[ProcessingView] = []
         self.presence: dict[str, bool] | None = None
         self.filter_text = ""
@@ -83,7 +83,8 @@ class ProcessingsPane(EngineAccess, Vertical):
         self.presence = presence
         self._show_detail()
 
-    def visible(self) -> list[ProcessingView]:
+    def filtered(self) -> list[ProcessingView]:
+        """The processings the filter lets through."""
         needle = self.filter_text.lower().strip()
         if not needle:
             return self.processings
@@ -98,7 +99,7 @@ class ProcessingsPane(EngineAccess, Vertical):
         table = self.query_one(ProcessingsTable)
         keep = table.cursor_key
         table.clear()
-        shown = self.visible()
+        shown = self.filtered()
         for target, title in TARGET_TITLES.items():
             group = [p for p in shown if p.target_type == target]
             table.add_row(
@@ -118,8 +119,7 @@ class ProcessingsPane(EngineAccess, Vertical):
                     truncate(p.description, 48),
                     key=p.name,
                 )
-        on_group = keep is None or keep.startswith(GROUP_PREFIX)
-        if on_group or not table.select_key(keep):
+        if keep is None or keep.startswith(GROUP_PREFIX) or not table.select_key(keep):
             first = next((p for tt in TARGET_TITLES for p in shown if p.target_type == tt), None)
             if first is not None:
                 table.select_key(first.name)
@@ -217,7 +217,7 @@ def render_processing(
         ("  → ", "dim"),
         (p.output_mode, ""),
     )
-    lines: list[object] = [head]
+    lines: list[RenderableType] = [head]
     if p.description:
         lines.append(Text(p.description))
     lines.append(
@@ -263,7 +263,7 @@ def render_processing(
         lines.append(grid)
     else:
         lines.append(Text("no parameters", style="dim"))
-    return Group(*lines)  # type: ignore[arg-type]
+    return Group(*lines)
 
 
 def _image_state(p: ProcessingView, presence: dict[str, bool] | None, executor: str | None) -> Text:

@@ -3,9 +3,9 @@ lineage; launch on a version, jump to the job that produced it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
 from textual import on, work
@@ -34,8 +34,8 @@ class VersionsPane(EngineAccess, Vertical):
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
         self.versions: dict[str, VersionView] = {}
         self.details: dict[int, VersionView] = {}
 
@@ -169,7 +169,7 @@ class VersionsPane(EngineAccess, Vertical):
 
 
 def render_version(v: VersionView, clock: Clock, loading: bool = False) -> Group:
-    parts: list[object] = [
+    parts: list[RenderableType] = [
         Text.assemble(
             (v.ref, "bold"),
             (f"  id {v.id}", "dim"),
@@ -218,4 +218,4 @@ def render_version(v: VersionView, clock: Clock, loading: bool = False) -> Group
             grid.add_row(f.path, size(f.size), f.sha256[:12])
         parts.append(Text(f"files ({len(v.files)})", style="dim"))
         parts.append(grid)
-    return Group(*parts)  # type: ignore[arg-type]
+    return Group(*parts)
