@@ -21,9 +21,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def report(exc: BaseException) -> int:
     """One clear line on stderr, never a traceback (that goes to a file)."""
     # Usage errors: click's, or the copy of click that typer >= 0.2x vendors.
-    if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-        exc.show()  # type: ignore[attr-defined]
-        return int(exc.exit_code)  # type: ignore[attr-defined]
+    show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+    if callable(show) and isinstance(code, int):
+        show()
+        return code
     if isinstance(exc, CliError):
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

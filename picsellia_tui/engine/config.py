@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -144,13 +144,13 @@ def config_file(explicit: Path | None = None) -> Path | None:
     return p if p.is_file() else None
 
 
-def load_settings(explicit: Path | None = None, **overrides: object) -> Settings:
+def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the config lookup; one-line ConfigError on any problem."""
     global _CONFIG_FILE
     path = config_file(explicit)
     _CONFIG_FILE = path
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "config"

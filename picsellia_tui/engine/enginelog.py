@@ -9,6 +9,7 @@ add their file and take it away again when they close.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -23,7 +24,7 @@ _open: dict[Path, tuple[logging.Handler, int]] = {}  # path -> (handler, users)
 class _PrivateFileHandler(logging.FileHandler):
     """A log file only its owner reads (it names hosts, paths and errors)."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> io.TextIOWrapper:
         fd = os.open(
             self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
         )

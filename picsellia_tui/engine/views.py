@@ -83,12 +83,12 @@ class RunView(BaseModel):
     # (None where the history was not looked at: a job list's latest runs).
     image_changed: bool | None = None
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorated properties
     @property
     def short_digest(self) -> str | None:
         return short_digest(self.image_digest)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorated properties
     @property
     def duration_s(self) -> float | None:
         if self.started_at is None:

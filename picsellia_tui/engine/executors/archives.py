@@ -48,6 +48,7 @@ class ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    # typeshed's parameter is a WriteableBuffer; BufferedReader passes a memoryview.
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buf:
             try:
@@ -228,7 +229,7 @@ def safe_extract(
     if isinstance(tar_stream, (bytes, bytearray)):
         fileobj = io.BytesIO(bytes(tar_stream))
     elif hasattr(tar_stream, "read"):
-        fileobj = tar_stream  # type: ignore[assignment]
+        fileobj = tar_stream  # type: ignore[assignment]  # hasattr does not narrow
     else:
         fileobj = io.BufferedReader(ChunkReader(tar_stream), buffer_size=256 * 1024)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))

@@ -28,10 +28,11 @@ from picsellia_tui.engine.executors.base import (
     LogLine,
     OutputRejected,
     RunSpec,
+    Stream,
 )
 
 POLL_S = 0.05
-_STREAMS = {"o": "stdout", "e": "stderr"}
+_STREAMS: dict[str, Stream] = {"o": "stdout", "e": "stderr"}
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -161,7 +162,7 @@ class ProcessExecutor:
                     ts = int(ts_s)
                     if since_ns is not None and ts < since_ns:
                         continue
-                    yield LogLine(ts, _STREAMS[stream], json.loads(text))  # type: ignore[arg-type]
+                    yield LogLine(ts, _STREAMS[stream], json.loads(text))
                 continue  # more may be there already
             if done:
                 return
