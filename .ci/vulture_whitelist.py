@@ -38,7 +38,6 @@ _.gname
 _.isolation_level  # sqlite3 connection: SQLAlchemy emits BEGIN itself (storage/db.py)
 _.virtual_size  # Textual scroll geometry (log_view.py)
 _.highlighted  # Textual OptionList cursor (launch dialog)
-_.disabled  # Textual widget state
 _.padding  # Textual styles (launch dialog error lines)
 _.search_pattern  # reactive: setting it repaints the log view
 
@@ -69,7 +68,6 @@ _._custom_adapter
 _._version
 
 # -- dead code listed in issue 14 item 4, removed by that item: drop each line with it
-_.LOG_BATCH  # engine/core.py
 _.IllegalTransition  # engine/errors.py
 _.ROOT_DIR  # docker_executor.py
 _._is_not_found  # docker_executor.py
