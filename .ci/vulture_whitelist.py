@@ -76,3 +76,10 @@ _.wait_for_lines  # storage/logfile.py
 _.copy_to  # storage/blobs.py
 _.sync  # storage/logfile.py LogWriter.sync: nothing calls it
 _.work_dir  # RunSpec.work_dir: the engine sets it, no executor reads it
+
+# uvicorn calls Server.capture_signals (overridden: the engine owns the signals) and
+# reads should_exit (set to stop the local Picsellia API server).
+_.capture_signals
+_.should_exit
+# Starlette's FileResponse reads chunk_size (1 MiB for blobs served by the local Picsellia API).
+_.chunk_size

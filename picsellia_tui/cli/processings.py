@@ -98,7 +98,10 @@ def processings_create(
     from_template: Annotated[
         str | None,
         typer.Option(
-            "--from-template", metavar="NAME", help="Scaffold a new folder NAME from the template."
+            "--from-template",
+            metavar="[KIND] NAME",
+            help="Scaffold a new folder NAME from a template: `--from-template NAME`, or "
+            "`--from-template picsellia-sdk NAME` for one written with Picsellia's SDK.",
         ),
     ] = None,
     dest: Annotated[Path, typer.Option("--dest", help="Where --from-template writes.")] = Path("."),
@@ -125,7 +128,17 @@ def processings_create(
     framework: Annotated[
         list[str] | None, typer.Option("--framework", help="With --image: accepted (repeat).")
     ] = None,
-    output_mode: Annotated[str, typer.Option("--output-mode")] = "new_model_version",
+    picsellia_api: Annotated[
+        bool,
+        typer.Option(
+            "--picsellia-api",
+            help="With --image: serve it the local Picsellia API (an image written with "
+            "Picsellia's SDK runs unchanged; output mode none unless given).",
+        ),
+    ] = False,
+    output_mode: Annotated[
+        str | None, typer.Option("--output-mode", help="Default: new_model_version.")
+    ] = None,
     description: Annotated[str, typer.Option("--description")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -143,19 +156,28 @@ def processings_create(
                 "image": image,
                 "task": task,
                 "command": shlex.split(command or ""),
-                "output_mode": output_mode,
+                "output_mode": output_mode or ("none" if picsellia_api else "new_model_version"),
                 "description": description,
                 "constraints": {"frameworks": list(framework or [])},
             }
             if entrypoint is not None:
                 definition["entrypoint"] = shlex.split(entrypoint)
+            if picsellia_api:
+                definition["picsellia"] = {"api": True}
             return await e.create_processing(definition=definition)
         target = folder
         if from_template:
-            target = catalog.scaffold(e.ws, from_template, dest)
+            # `--from-template picsellia-sdk NAME` (a kind, then the name) or the
+            # original `--from-template NAME` (the default template).
+            kind, new = (from_template, folder) if folder is not None else ("default", None)
+            if kind not in catalog.TEMPLATES:
+                kinds = ", ".join(k for k in catalog.TEMPLATES if k != "default")
+                fail(f"unknown template {kind!r} (templates: {kinds}; or --from-template NAME)")
+            new_name = str(new) if new is not None else from_template
+            target = catalog.scaffold(e.ws, new_name, dest, catalog.TEMPLATES[kind])
             print(
                 f"scaffolded {target}: edit main.py, then "
-                f"`picsellia-tui processings build {from_template}`",
+                f"`picsellia-tui processings build {new_name}`",
                 file=sys.stderr,
             )
         if target is None:

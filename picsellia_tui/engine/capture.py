@@ -56,6 +56,7 @@ async def capture_log(
         rt.limiter,
         on_stall=on_stall,
     )
+    await rt.api.attach(run_id, sink)  # lines posted to the local Picsellia API
 
     # An executor that follows in batches (docker) resumes by lines per stream:
     # its live follow stamps lines on receipt, which a replay cannot reproduce.
@@ -103,6 +104,7 @@ async def capture_log(
                 await _until_set_or_idle(replayed, sink, REPLAY_IDLE_S)
                 replay_tg.cancel_scope.cancel()
         flushing.cancel()
+        await rt.api.detach(run_id)  # exited: its token stops; its held progress line
         # A disk that stays full must not keep a finished run open forever.
         complete = await sink.flush(give_up_after=LOG_GIVE_UP_S)
         tg.cancel_scope.cancel()

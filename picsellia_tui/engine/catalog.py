@@ -33,6 +33,8 @@ from picsellia_tui.storage.models import (
 )
 
 TEMPLATE = "_template"
+# `processings create --from-template KIND NAME`: the folders under processings/.
+TEMPLATES = {"default": TEMPLATE, "picsellia-sdk": "_template_picsellia_sdk"}
 
 
 def _apply(row: Processing, defn: ProcessingDefinition, digest: str) -> None:
@@ -47,6 +49,7 @@ def _apply(row: Processing, defn: ProcessingDefinition, digest: str) -> None:
     row.parameters = [p.model_dump(mode="json") for p in defn.parameters]
     row.constraints = defn.constraints.model_dump(mode="json")
     row.build = defn.build.model_dump(mode="json")
+    row.picsellia = defn.picsellia.model_dump(mode="json")
     row.definition_hash = digest
     row.updated_at = utcnow()
 
@@ -66,6 +69,7 @@ def definition_of(row: Processing) -> ProcessingDefinition:
             "parameters": row.parameters,
             "constraints": row.constraints,
             "build": row.build,
+            "picsellia": row.picsellia,
         }
     )
 
@@ -183,13 +187,13 @@ def build_paths(folder: Path, defn: ProcessingDefinition, *, private: bool) -> t
     return ctx, dockerfile
 
 
-def scaffold(ws: Workspace, name: str, dest: Path) -> Path:
-    """Copy the template folder to dest/name with the name filled in."""
+def scaffold(ws: Workspace, name: str, dest: Path, template: str = TEMPLATE) -> Path:
+    """Copy a template folder to dest/name with the name filled in."""
     if not NAME_RE.match(name):
         raise InvalidInput(
             f"{name!r}: a processing name is lowercase letters, digits, '.', '_' or '-'", "name"
         )
-    src = ws.settings.processings_dir / TEMPLATE
+    src = ws.settings.processings_dir / template
     if not src.is_dir():
         raise NotFound(f"the processing template is missing ({src})")
     target = dest / name

@@ -35,6 +35,7 @@ from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.events import Broadcaster, Event
 from picsellia_tui.engine.executors.base import Executor
 from picsellia_tui.engine.launch import Launcher
+from picsellia_tui.engine.picsellia_api.runs import ApiRuns
 from picsellia_tui.engine.reads import Reads
 from picsellia_tui.engine.registry import Registry
 from picsellia_tui.engine.runtime import Runtime
@@ -71,6 +72,7 @@ class Engine:
         self._tg: TaskGroup | None = None
         self.ws: Workspace
         self.sync_errors: list[str] = []
+        self.api = self.rt.api = ApiRuns(self.rt, settings.organization, self._task_group)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -97,10 +99,16 @@ class Engine:
         if supervised:
             with anyio.CancelScope(shield=True):
                 await self.rt.db(lambda: self._release(supervised))
+        with anyio.CancelScope(shield=True):
+            await self.api.aclose()
         await self.rt.close_executors()
         self.events.close()
         self.ws.close()
         enginelog.detach(self.settings.data_dir)
+
+    def _task_group(self) -> TaskGroup:
+        assert self._tg is not None
+        return self._tg
 
     def _release(self, ids: list[int]) -> None:
         with self.ws.db.write() as s:

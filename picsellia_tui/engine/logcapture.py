@@ -111,6 +111,14 @@ class LogSink:
                 self.received += 1
                 self._ready.set()
 
+    async def add(self, lines: list[LogLine]) -> None:
+        """Lines from elsewhere than the executor's stream (what the run posts to the
+        local Picsellia API): masked like the rest, stored in arrival order."""
+        if self._mask is not None:
+            mask = self._mask
+            lines = [LogLine(line.ts_ns, line.stream, mask(line.text)) for line in lines]
+        await self._put(lines)
+
     async def _put(self, lines: list[LogLine]) -> None:
         if not lines:
             return

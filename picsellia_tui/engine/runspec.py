@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from picsellia_tui.engine.config import Settings
-from picsellia_tui.engine.executors.base import InputFile, Limits, RunSpec
+from picsellia_tui.engine.executors.base import ApiAccess, InputFile, Limits, RunSpec
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage.domain import parse_memory
 from picsellia_tui.storage.models import Job, Model, ModelVersion, Run, VersionFile
@@ -24,7 +24,10 @@ def build_spec(
     files: list[VersionFile],
     image: str,
     key: str,
+    api: tuple[ApiAccess, dict[str, str]] | None = None,
 ) -> RunSpec:
+    """`api`: where the run reaches the local Picsellia API and the environment
+    it gets for it (api_token, organization_*, job_id as a UUID)."""
     assert run.id is not None and job.id is not None
     snap = job.processing_snapshot
     model = None
@@ -62,6 +65,8 @@ def build_spec(
         "PICSELLIA_CONTEXT": "/picsellia/context.json",
     }
     env.update({secret_env_name(k): v for k, v in secrets.items()})
+    if api is not None:
+        env.update(api[1])
     cons = snap.get("constraints", {})
     cfg = settings
     mem = cons.get("memory") or cfg.default_memory
@@ -94,4 +99,5 @@ def build_spec(
         ),
         processing_dir=Path(src) if src else None,
         work_dir=ws.scratch_dir / f"run-{run.id}",
+        api=api[0] if api is not None else None,
     )

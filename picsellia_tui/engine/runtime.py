@@ -5,7 +5,7 @@ SQLite never stalls the loop)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from sqlmodel import Session
@@ -14,6 +14,9 @@ from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.events import Broadcaster
 from picsellia_tui.engine.executors.base import Executor
 from picsellia_tui.engine.workspace import Workspace
+
+if TYPE_CHECKING:
+    from picsellia_tui.engine.picsellia_api.runs import ApiRuns
 
 T = TypeVar("T")
 
@@ -30,6 +33,7 @@ class Runtime:
         self.events = Broadcaster()
         self.limiter = anyio.CapacityLimiter(8)
         self.ws: Workspace  # set by the engine when it opens
+        self.api: ApiRuns  # the local Picsellia API's runs, set by the engine
         self._executor_factory = executor_factory
         self._executors: dict[tuple[str, str], Executor] = {}
         self._wake = anyio.Event()

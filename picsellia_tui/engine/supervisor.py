@@ -21,6 +21,7 @@ from picsellia_tui.engine.events import RunChanged, VersionCreated
 from picsellia_tui.engine.executors.base import Executor, ExecutorError
 from picsellia_tui.engine.ingest import ingest_outputs
 from picsellia_tui.engine.logtext import strip_ansi
+from picsellia_tui.engine.picsellia_api.runs import uses_api
 from picsellia_tui.engine.retry import with_host_retry
 from picsellia_tui.engine.runspec import build_spec
 from picsellia_tui.engine.runtime import Runtime
@@ -55,6 +56,8 @@ class RunSupervisor:
             reason = f"engine error: {type(exc).__name__}: {exc}".splitlines()[0]
             with anyio.CancelScope(shield=True):
                 await self._fail(run_id, reason)
+        finally:
+            self.rt.api.revoke(run_id)  # ended (or not ours): the token stops working
 
     async def _transition(
         self, run_id: int, new: RunStatus, reason: str | None = None, **fields: Any
@@ -180,9 +183,10 @@ class RunSupervisor:
             if ex.kind == "docker":
                 await self.rt.db(self.rt.write(lambda s: _set_digest(s, run.id or 0, digest)))
             rt = self.rt
+            api = await rt.api.prepare(run, job) if uses_api(job) else None
             spec = await rt.db(
                 lambda: build_spec(
-                    rt.ws, rt.settings, rt.engine_id, run, job, version, files, digest, key
+                    rt.ws, rt.settings, rt.engine_id, run, job, version, files, digest, key, api
                 )
             )
             return await ex.start(spec)
@@ -194,6 +198,10 @@ class RunSupervisor:
         run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
         assert run is not None
         secrets = [v for v in self.rt.ws.decrypt(job.secrets_enc).values() if len(v) >= 4]
+        if uses_api(job):
+            # Again after an engine restart (same token); the token is masked like a secret.
+            _, api_env = await self.rt.api.prepare(run, job)
+            secrets.append(api_env["api_token"])
         log_path = Path(run.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         writer = await self.rt.db(lambda: LogWriter(log_path))
@@ -232,6 +240,10 @@ class RunSupervisor:
     ) -> None:
         run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
         assert run is not None
+        # What the processing reported through the Picsellia API, if it disagrees
+        # with the exit code (which decides): said on the run.
+        api_note = await self.rt.api.disagreement(run_id, exit_code) if uses_api(job) else None
+        summary = "; ".join(n for n in (log_note, api_note) if n) or None
         if run.cancel_requested:
             await self._transition(
                 run_id,
@@ -243,14 +255,14 @@ class RunSupervisor:
             await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
         if exit_code != 0:
-            note = f" ({log_note})" if log_note else ""
+            note = f" ({summary})" if summary else ""
             await self._fail(run_id, f"exited with code {exit_code}{note}", exit_code=exit_code)
             await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
         mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
         if mode == OutputMode.NONE.value:
             await self._transition(
-                run_id, RunStatus.SUCCEEDED, "exited 0", exit_code=0, error_summary=log_note
+                run_id, RunStatus.SUCCEEDED, "exited 0", exit_code=0, error_summary=summary
             )
             await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
@@ -261,7 +273,7 @@ class RunSupervisor:
             await ex.collect_outputs(ref, dest, self.rt.settings.output_quota_bytes)
             rt = self.rt
             version = await rt.db(
-                lambda: ingest_outputs(rt.ws, rt.engine_id, run_id, job, dest, mode, log_note)
+                lambda: ingest_outputs(rt.ws, rt.engine_id, run_id, job, dest, mode, summary)
             )
         except (ExecutorError, EngineError) as exc:
             refused = exc

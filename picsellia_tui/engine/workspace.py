@@ -6,6 +6,7 @@ migrations applied, organization and user rows present.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import uuid
@@ -39,7 +40,8 @@ class Workspace:
             raise EngineError(
                 f"database {settings.database_path}: cannot be opened ({exc})"
             ) from None
-        self._fernet = Fernet(_secret_key(self.root / "secret.key"))
+        self._secret = _secret_key(self.root / "secret.key")
+        self._fernet = Fernet(self._secret)
         with self.db.write() as s:
             meta = s.get(Meta, "workspace_id")
             if meta is None:
@@ -73,6 +75,11 @@ class Workspace:
                 "secret.key of the data dir changed"
             ) from None
         return data
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for one purpose, derived from the workspace's secret key (HMAC):
+        stable across restarts, unknown to anyone without secret.key."""
+        return hmac.new(self._secret, purpose.encode(), "sha256").digest()
 
     def close(self) -> None:
         self.db.close()

@@ -181,6 +181,16 @@ class BuildSpec(BaseModel):
         return check_text(v, "build path", newlines=False)
 
 
+class PicselliaSection(BaseModel):
+    """`[picsellia]`: what the run gets of Picsellia's own platform."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Serve the local Picsellia API to the run (api_token, host, organization_*,
+    # job_id in its environment): images written with the picsellia SDK run unchanged.
+    api: bool = False
+
+
 class ProcessingDefinition(BaseModel):
     """What a `processing.toml` says, validated."""
 
@@ -200,6 +210,7 @@ class ProcessingDefinition(BaseModel):
     parameters: list[ParamSpec] = Field(default_factory=list)
     constraints: Constraints = Field(default_factory=Constraints)
     build: BuildSpec = Field(default_factory=BuildSpec)
+    picsellia: PicselliaSection = Field(default_factory=PicselliaSection)
 
     @field_validator("name")
     @classmethod

@@ -4,11 +4,14 @@ File format
 -----------
 ``<name>.log`` (data), one record per line, UTF-8::
 
-    <ts_ns> <o|e> <escaped text>\\n
+    <ts_ns> <o|e|a> <escaped text>\\n
 
 ``ts_ns`` is the decimal timestamp in nanoseconds since the epoch (UTC), ``o`` is
-stdout and ``e`` stderr. The text is stored as is except for three escapes, so a
-record never spans two physical lines and any Python string round-trips exactly:
+stdout, ``e`` stderr and ``a`` a line the run posted through the local Picsellia
+API (not the container's output: counted apart, so resuming a stream by lines per
+stream never skips container lines for them). The text is stored as is except
+for three escapes, so a record never spans two physical lines and any Python
+string round-trips exactly:
 
 - ``\\`` -> ``\\\\``
 - newline -> ``\\n``
@@ -52,7 +55,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
-Stream = Literal["stdout", "stderr"]
+Stream = Literal["stdout", "stderr", "api"]
+_TAGS = {"stderr": b"e", "api": b"a"}
+_STREAMS: dict[bytes, Stream] = {b"o": "stdout", b"e": "stderr", b"a": "api"}
 
 INDEX_SUFFIX = ".idx"
 _CHUNK = 4 * 1024 * 1024  # bytes read at a time when scanning
@@ -65,6 +70,7 @@ RESUME_WINDOW_NS = 5_000_000_000
 RESUME_MAX_LINES = 200_000
 _REOPEN_MAX_LINES = 10_000
 _STDERR_RECORD_RX = re.compile(rb"^[0-9]+ e ", re.MULTILINE)
+_API_RECORD_RX = re.compile(rb"^[0-9]+ a ", re.MULTILINE)
 _TS_STREAM = attrgetter("ts_ns", "stream")
 _TEXT = attrgetter("text")
 
@@ -116,7 +122,7 @@ def _encode_text(text: str) -> bytes:
 
 def encode_record(ts_ns: int, stream: str, text: str) -> bytes:
     """One data-file record, ``\\n`` included."""
-    tag = b"e" if stream == "stderr" else b"o"
+    tag = _TAGS.get(stream, b"o")
     return b"%d %b %b\n" % (int(ts_ns), tag, _encode_text(text))
 
 
@@ -154,12 +160,11 @@ def decode_record(line: bytes) -> LogRecord:
     try:
         ts = int(parts[0])
         tag = parts[1]
-        if tag not in (b"o", b"e"):
-            raise ValueError(tag)
+        stream = _STREAMS[tag]
         text = _decode_text(parts[2]) if len(parts) > 2 else ""
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, KeyError):
         return LogRecord(0, "stdout", line.decode("utf-8", "replace"))
-    return LogRecord(ts, "stderr" if tag == b"e" else "stdout", text)
+    return LogRecord(ts, stream, text)
 
 
 def _record_ts(line: bytes) -> int:
@@ -302,7 +307,7 @@ class LogWriter:
         self._same_ts = 0  # stored lines stamped exactly _last_ts
         self._resume_floor = 0
         self._resume_seen: Counter[tuple[int, str, str]] | None = None
-        self._stream_counts: list[int] | None = None  # [stdout, stderr], when known
+        self._stream_counts: list[int] | None = None  # [stdout, stderr, api], when known
         self._recover()
         self.resume()
 
@@ -336,7 +341,7 @@ class LogWriter:
         self._count = len(offsets)
         self._size = size
         if not offsets:
-            self._stream_counts = [0, 0]
+            self._stream_counts = [0, 0, 0]
         self._init_last_ts(offsets)
 
     def _init_last_ts(self, offsets: array[int]) -> None:
@@ -422,17 +427,19 @@ class LogWriter:
         """How many stored lines each stream has (the first call on a reopened log
         reads the data file once)."""
         if self._stream_counts is None:
-            err = 0
+            err = api = 0
             start, carry = 0, b""
             while start < self._size:
                 stop = min(self._size, start + _CHUNK)
                 data = carry + _read_all(self._fd, start, stop)
                 cut = data.rfind(b"\n") + 1
                 err += len(_STDERR_RECORD_RX.findall(data, 0, cut))
+                api += len(_API_RECORD_RX.findall(data, 0, cut))
                 carry = data[cut:]
                 start = stop
-            self._stream_counts = [self._count - err, err]
-        return {"stdout": self._stream_counts[0], "stderr": self._stream_counts[1]}
+            self._stream_counts = [self._count - err - api, err, api]
+        c = self._stream_counts
+        return {"stdout": c[0], "stderr": c[1], "api": c[2]}
 
     def resume_counts(self) -> dict[Stream, int]:
         """Resume by line counts, for an executor that replays a log from its start
@@ -481,7 +488,7 @@ class LogWriter:
                     pass
             if body is None:
                 body = _encode_text(text)
-            rec = b"%d %b %b\n" % (ts, b"e" if line.stream == "stderr" else b"o", body)
+            rec = b"%d %b %b\n" % (ts, _TAGS.get(line.stream, b"o"), body)
             parts.append(rec)
             pos += len(rec)
             offsets.append(pos)
@@ -498,9 +505,11 @@ class LogWriter:
         self._count += len(parts)
         self._last_ts, self._same_ts = last, same
         if self._stream_counts is not None:
-            err = sum(1 for rec in parts if rec[rec.index(b" ") + 1 : rec.index(b" ") + 2] == b"e")
-            self._stream_counts[0] += len(parts) - err
+            tags = [rec[rec.index(b" ") + 1 : rec.index(b" ") + 2] for rec in parts]
+            err, api = tags.count(b"e"), tags.count(b"a")
+            self._stream_counts[0] += len(parts) - err - api
             self._stream_counts[1] += err
+            self._stream_counts[2] += api
         return len(parts)
 
     def _append_plain(self, lines: list[_LineLike]) -> int:
@@ -512,14 +521,15 @@ class LogWriter:
         offsets = array("Q")
         pos = self._size
         last, same = self._last_ts, self._same_ts
-        err = 0
+        err = api = 0
         for (ts, stream), group in groupby(lines, _TS_STREAM):
             texts = list(map(_TEXT, group))
             n = len(texts)
-            is_err = stream == "stderr"
-            if is_err:
+            if stream == "stderr":
                 err += n
-            prefix = b"%d %b " % (ts, b"e" if is_err else b"o")
+            elif stream == "api":
+                api += n
+            prefix = b"%d %b " % (ts, _TAGS.get(stream, b"o"))
             plen = len(prefix) + 1
             joined = "\n".join(texts)
             body: bytes | None = None
@@ -549,8 +559,9 @@ class LogWriter:
         self._count += len(offsets)
         self._last_ts, self._same_ts = last, same
         if self._stream_counts is not None:
-            self._stream_counts[0] += len(offsets) - err
+            self._stream_counts[0] += len(offsets) - err - api
             self._stream_counts[1] += err
+            self._stream_counts[2] += api
         return len(offsets)
 
     def _write_batch(self, data: bytes, offsets: array[int]) -> None:

@@ -54,6 +54,7 @@ class Processing(SQLModel, table=True):
     parameters: list[dict[str, Any]] = _json([])
     constraints: dict[str, Any] = _json()
     build: dict[str, Any] = _json()
+    picsellia: dict[str, Any] = _json()  # the [picsellia] section ({"api": true})
     visibility: str  # public | private
     owner_id: int | None = Field(default=None, foreign_key="user.id")
     source_dir: str | None = None
@@ -100,6 +101,8 @@ class VersionFile(SQLModel, table=True):
     path: str
     sha256: str
     size: int
+    # The name a Picsellia SDK processing stored it under, when it is not `path`.
+    name: str | None = None
 
 
 class Job(SQLModel, table=True):

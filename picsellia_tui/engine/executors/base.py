@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-Stream = Literal["stdout", "stderr"]
+# "api": a line the run posted through the local Picsellia API (not its output).
+Stream = Literal["stdout", "stderr", "api"]
 
 
 class LogLine(NamedTuple):
@@ -39,6 +40,15 @@ class Limits:
     network: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ApiAccess:
+    """The engine's local Picsellia API, for a run that asks for it: the executor
+    makes it reachable from the run and sets env `host` to where the run finds it."""
+
+    socket_dir: Path  # on the engine's machine; holds api.sock (docker: relayed)
+    tcp_url: str  # http://127.0.0.1:PORT (process executor)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     run_id: str
@@ -55,6 +65,7 @@ class RunSpec:
     processing_dir: Path | None = None  # process executor: where the code lives
     entrypoint: list[str] | None = None  # docker: replaces the image's ENTRYPOINT
     work_dir: Path | None = None  # engine-side scratch folder for this run
+    api: ApiAccess | None = None  # serve the local Picsellia API to this run
 
 
 ExecStatus = Literal["created", "running", "exited", "missing"]

@@ -43,6 +43,7 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
+from picsellia_tui.engine.executors import api_relay
 from picsellia_tui.engine.executors.archives import safe_extract
 from picsellia_tui.engine.executors.base import (
     ExecState,
@@ -62,7 +63,7 @@ from picsellia_tui.engine.executors.docker_logs import (
     parse_docker_ts,
 )
 from picsellia_tui.engine.executors.docker_private import abort_response, stream_request
-from picsellia_tui.engine.hosts import HostConfig, connect, describe_error, one_line
+from picsellia_tui.engine.hosts import HostConfig, _SSHTarget, connect, describe_error, one_line
 from picsellia_tui.engine.images import immutable_ref, missing_image_message
 
 __all__ = [
@@ -266,6 +267,8 @@ class DockerExecutor:
         self._client_lock = threading.Lock()
         self.attach_logs = attach_logs
         self._attached: dict[str, Any] = {}  # ref -> attach opened at start, unread
+        self._forward: api_relay.SshForward | None = None  # the API's, to an ssh:// host
+        self._forward_lock = threading.Lock()
         self._attach_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -377,11 +380,17 @@ class DockerExecutor:
             LABEL_IMAGE: spec.image,
         }
 
-    def _create(self, spec: RunSpec, image_id: str) -> str:
+    def _create(self, spec: RunSpec, image_id: str, relay: str | None = None) -> str:
         api = self._api()
         env = dict(spec.env)
         env["PICSELLIA_CONTEXT"] = CONTEXT_PATH
-        host_config = api.create_host_config(**self._host_config(spec))
+        config = self._host_config(spec)
+        if relay is not None:
+            # The relay's network namespace: loopback (and the bridge only when the
+            # processing asks for network); the API is at 127.0.0.1 there.
+            config["network_mode"] = f"container:{relay}"
+            env["host"] = api_relay.relay_host_url()
+        host_config = api.create_host_config(**config)
         for attempt in (1, 2):
             try:
                 created = api.create_container(
@@ -393,7 +402,7 @@ class DockerExecutor:
                     labels=self._labels(spec),
                     environment=env,
                     host_config=host_config,
-                    network_disabled=not spec.limits.network,
+                    network_disabled=not spec.limits.network and relay is None,
                     detach=True,
                     tty=False,
                     stdin_open=False,
@@ -425,7 +434,14 @@ class DockerExecutor:
         image_id = str(
             self._image_attrs(spec.image, spec.labels.get("picsellia-tui.processing"))["Id"]
         )
-        cid = self._create(spec, image_id)
+        relay = self._start_relay(spec) if spec.api is not None else None
+        try:
+            cid = self._create(spec, image_id, relay)
+        except BaseException:
+            if relay is not None:
+                with contextlib.suppress(Exception):
+                    api_relay.stop_relays(api, spec.run_id, remove=True)
+            raise
         attach: Any = None
         try:
             ok = api.put_archive(cid, "/", staging_stream(spec.context_json, spec.inputs))
@@ -440,6 +456,9 @@ class DockerExecutor:
                     attach.close()
             with contextlib.suppress(Exception):
                 api.remove_container(cid, force=True, v=True)
+            if relay is not None:
+                with contextlib.suppress(Exception):
+                    api_relay.stop_relays(api, spec.run_id, remove=True)
             if isinstance(exc, docker.errors.APIError):
                 text = str(exc.explanation or exc)
                 if "could not select device driver" in text or "nvidia" in text.lower():
@@ -453,6 +472,39 @@ class DockerExecutor:
             with self._attach_lock:
                 self._attached[cid] = attach
         return cid
+
+    def _start_relay(self, spec: RunSpec) -> str:
+        assert spec.api is not None
+        api = self._api()
+        base = str(getattr(api, "base_url", ""))
+        if base == "http+docker://ssh":
+            url = self.host if self.host.startswith("ssh://") else os.environ.get("DOCKER_HOST", "")
+            with self._forward_lock:
+                if self._forward is None:
+                    argv = _SSHTarget.parse(url).argv("", self.connect_timeout)[:-1]
+                    key = spec.labels.get("picsellia-tui.workspace", "ws")[:12]
+                    self._forward = api_relay.SshForward(argv, api_relay.remote_dir_name(key))
+                forward = self._forward
+            socket_dir = forward.ensure(spec.api.socket_dir / api_relay.SOCKET_NAME)
+        elif base.startswith("http+docker://"):
+            socket_dir = str(spec.api.socket_dir)  # the daemon is on this machine
+        else:
+            raise ExecutorError(
+                f"the local Picsellia API reaches containers on local and ssh:// Docker hosts "
+                f"only, not on {self.host}"
+            )
+        api_relay.ensure_relay_image(api)
+        labels = {k: v for k, v in spec.labels.items() if k != LABEL_RUN}
+        return api_relay.start_relay(
+            api,
+            api_relay.RelaySpec(
+                name=f"{spec.name}-api",
+                run_key=spec.run_id,
+                socket_dir=socket_dir,
+                network=spec.limits.network,
+                labels={**labels, LABEL_ENGINE: self.engine_id},
+            ),
+        )
 
     def _drop_attach(self, ref: str) -> None:
         with self._attach_lock:
@@ -631,6 +683,10 @@ class DockerExecutor:
     def _remove_sync(self, ref: str) -> None:
         self._drop_attach(ref)
         api = self._api()
+        attrs = self._state_sync(ref)
+        run_key = ((attrs or {}).get("Config", {}).get("Labels") or {}).get(LABEL_RUN)
+        if run_key:
+            api_relay.stop_relays(api, run_key, remove=True)
         if self.keep_failed:
             attrs = self._state_sync(ref)
             state = (attrs or {}).get("State") or {}
@@ -680,6 +736,8 @@ class DockerExecutor:
         return await self._call(self._list_sync, "list containers")
 
     async def aclose(self) -> None:
+        if self._forward is not None:
+            await anyio.to_thread.run_sync(self._forward.close)
         with self._attach_lock:
             refs = list(self._attached)
         for ref in refs:

@@ -99,6 +99,8 @@ class ProcessExecutor:
             PICSELLIA_CWD=str(spec.processing_dir),
             PYTHONUNBUFFERED="1",
         )
+        if spec.api is not None:
+            env["host"] = spec.api.tcp_url  # the engine's API on loopback
         shim_err = (run_dir / "shim.err").open("wb")
         proc = subprocess.Popen(
             [

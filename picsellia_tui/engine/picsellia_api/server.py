@@ -1,0 +1,176 @@
+"""The local Picsellia API server of one engine (uvicorn inside the engine's loop).
+
+It listens on two sockets and nothing else:
+- a Unix socket in a private folder (0700) of the engine's machine: the Docker
+  executor mounts that folder into a run's relay container (or forwards it to an
+  ssh:// host over ssh first), so containers reach it without any network;
+- 127.0.0.1 on a free port, for the process executor's runs (plain subprocesses).
+It is started by the first run that needs it and stopped when the engine leaves;
+the grants decide who may do what.
+
+uvicorn runs on the engine's event loop (anyio on asyncio): its own signal
+handlers are left out (the engine owns SIGINT/SIGTERM) and so is its logging
+setup (request lines would hold signed URLs; they are not logged at all).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import uvicorn
+from anyio.abc import TaskGroup
+
+from picsellia_tui.engine.picsellia_api.app import Hooks, PicselliaApi
+from picsellia_tui.engine.picsellia_api.grants import Grant, GrantTable, derive_token
+from picsellia_tui.engine.picsellia_api.ids import Ids
+from picsellia_tui.engine.picsellia_api.store import Store
+from picsellia_tui.engine.workspace import Workspace
+
+SOCKET_NAME = "api.sock"
+
+
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """Where a run reaches the API: what the executors need."""
+
+    socket_dir: Path  # holds SOCKET_NAME; mount or forward this folder
+    tcp_url: str  # http://127.0.0.1:PORT, for the process executor
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the engine handles signals; uvicorn must not replace its handlers
+
+
+class ApiService:
+    def __init__(self, ws: Workspace, organization: str, hooks: Hooks, key: bytes) -> None:
+        self.ws = ws
+        self.ids = Ids(ws.workspace_id)
+        self.store = Store(ws, self.ids, organization)
+        self.grants = GrantTable()
+        self.api = PicselliaApi(self.store, self.ids, self.grants, hooks)
+        self._key = key
+        self._server: _Server | None = None
+        self._lock = anyio.Lock()
+        self.endpoint: ApiEndpoint | None = None
+        self._dir: Path | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self, tg: TaskGroup) -> ApiEndpoint:
+        async with self._lock:
+            if self.endpoint is not None:
+                return self.endpoint
+            # /tmp, not the data dir: a Unix socket path must stay under ~100 bytes.
+            # The same folder for every engine of this workspace: relays of runs
+            # that outlived an engine find the socket again once another serves it.
+            self._dir = private_dir(
+                Path(tempfile.gettempdir()) / f"ptui-api-{self.ws.workspace_id[:12]}-{os.getuid()}"
+            )
+            path = self._dir / SOCKET_NAME
+            path.unlink(missing_ok=True)
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix.bind(str(path))
+            # Owner only; the relay container reaches it with CAP_DAC_OVERRIDE alone.
+            os.chmod(path, 0o600)
+            unix.listen(128)
+            # proto=IPPROTO_TCP, or asyncio leaves Nagle on for accepted connections
+            # (it checks sock.proto) and every answer waits ~40 ms for a delayed ACK.
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind(("127.0.0.1", 0))
+            tcp.listen(128)
+            port = tcp.getsockname()[1]
+            config = uvicorn.Config(
+                self.api.app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+                timeout_keep_alive=30,
+                h11_max_incomplete_event_size=64 * 1024,
+            )
+            server = _Server(config)
+            self._server = server
+            tg.start_soon(self._serve, server, [unix, tcp])
+            while not server.started:
+                await anyio.sleep(0.01)
+            self.endpoint = ApiEndpoint(self._dir, f"http://127.0.0.1:{port}")
+            return self.endpoint
+
+    async def _serve(self, server: _Server, sockets: list[socket.socket]) -> None:
+        try:
+            await server.serve(sockets=sockets)
+        finally:
+            for s in sockets:
+                s.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._dir is not None:
+            (self._dir / SOCKET_NAME).unlink(missing_ok=True)
+
+    # -------------------------------------------------------------------- grants
+
+    def token_for(self, run_id: int, created_at: str) -> str:
+        return derive_token(self._key, self.ws.workspace_id, run_id, created_at)
+
+    def grant(
+        self,
+        *,
+        run_id: int,
+        job_id: int,
+        target_version_id: int,
+        model_id: int,
+        created_at: str,
+        created_versions: set[int] | None = None,
+    ) -> str:
+        """Make the run's grant (again, after an engine restart); returns its token."""
+        token = self.token_for(run_id, created_at)
+        existing = self.grants.by_run(run_id)
+        grant = Grant(
+            run_id=run_id,
+            job_id=job_id,
+            target_version_id=target_version_id,
+            model_id=model_id,
+            staging=self.ws.scratch_dir / f"api-run-{run_id}",
+            created_versions=set(created_versions or ()),
+        )
+        if existing is not None:
+            grant.created_versions |= existing.created_versions
+            grant.reported = existing.reported
+        self.grants.add(grant, token)
+        return token
+
+    def revoke(self, run_id: int) -> Grant | None:
+        grant = self.grants.remove(run_id)
+        self.api.joblogs.pop(run_id, None)
+        if grant is not None:
+            shutil.rmtree(grant.staging, ignore_errors=True)
+        return grant
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only we can enter; refuses one somebody else made (a
+    shared /tmp: another user could have planted it, or a link in its place)."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    import stat
+
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise RuntimeError(f"{path} exists and is not a folder of ours: remove it")
+    os.chmod(path, 0o700)
+    return path
