@@ -73,6 +73,7 @@ def processing_view(row: Processing, names: Names) -> ProcessingView:
         visibility=row.visibility,
         owner=names.user(row.owner_id),
         source_dir=row.source_dir,
+        picsellia_api=bool((row.picsellia or {}).get("api")),
     )
 
 

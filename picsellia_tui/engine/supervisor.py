@@ -261,8 +261,16 @@ class RunSupervisor:
             return
         mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
         if mode == OutputMode.NONE.value:
+            # A processing using the Picsellia API makes its versions itself: the
+            # run's output is the last one it created.
+            made = await self.rt.api.created_version(run, job) if uses_api(job) else None
             await self._transition(
-                run_id, RunStatus.SUCCEEDED, "exited 0", exit_code=0, error_summary=summary
+                run_id,
+                RunStatus.SUCCEEDED,
+                "exited 0",
+                exit_code=0,
+                error_summary=summary,
+                **({"output_version_id": made} if made is not None else {}),
             )
             await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return

@@ -29,6 +29,7 @@ class ProcessingView(BaseModel):
     visibility: str
     owner: str | None
     source_dir: str | None
+    picsellia_api: bool = False  # [picsellia] api: runs get the local Picsellia API
 
 
 class FileView(BaseModel):

@@ -69,6 +69,25 @@ class ApiRuns:
         await self._service.start(self._task_group())
         return self._service
 
+    async def created_version(self, run: Run, job: Job) -> int | None:
+        """The last version the run created through the API (its output), if any."""
+
+        def q() -> int | None:
+            with self._owner.ws.db.read() as s:
+                made = s.exec(
+                    select(ModelVersion.id)
+                    .where(
+                        ModelVersion.origin_job_id == job.id,
+                        ModelVersion.id != job.target_version_id,
+                        col(ModelVersion.created_at) >= run.created_at,
+                    )
+                    .order_by(col(ModelVersion.id).desc())
+                ).first()
+                return made
+
+        found: int | None = await self._owner.db(q)
+        return found
+
     async def prepare(self, run: Run, job: Job) -> tuple[ApiAccess, dict[str, str]]:
         """The run's grant (made again after an engine restart: same token), where
         the API is, and the environment Picsellia's SDK and templates read."""
