@@ -122,7 +122,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             service.ids.encode("version", vid2),
             tmp_path,
         )
-        await service.stop()
+        await service.stop(keep_dir=False)
         tg.cancel_scope.cancel()
 
 

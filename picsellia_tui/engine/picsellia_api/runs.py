@@ -205,6 +205,17 @@ class ApiRuns:
             self._service.revoke(run_id)
 
     async def aclose(self) -> None:
-        if self._service is not None:
-            with contextlib.suppress(Exception):
-                await self._service.stop()
+        if self._service is None:
+            return
+
+        def active() -> bool:
+            with self._owner.ws.db.read() as s:
+                found = s.exec(
+                    select(Run.id).where(col(Run.status).in_(("pending", "running")))
+                ).first()
+                return found is not None
+
+        with contextlib.suppress(Exception):
+            # Runs that outlive this engine keep the socket's folder (their relays
+            # mount it); otherwise nothing of the API stays behind.
+            await self._service.stop(keep_dir=await self._owner.db(active))

@@ -114,11 +114,16 @@ class ApiService:
             for s in sockets:
                 s.close()
 
-    async def stop(self) -> None:
+    async def stop(self, keep_dir: bool = True) -> None:
+        """Stop serving. `keep_dir=False` when no run of the workspace is active:
+        then no relay has the folder mounted and it goes too."""
         if self._server is not None:
             self._server.should_exit = True
         if self._dir is not None:
             (self._dir / SOCKET_NAME).unlink(missing_ok=True)
+            if not keep_dir:
+                with contextlib.suppress(OSError):
+                    self._dir.rmdir()
 
     # -------------------------------------------------------------------- grants
 
