@@ -11,9 +11,6 @@ from vulture.whitelist_utils import Whitelist
 _ = Whitelist()
 
 # -- protocols: called by the standard library or a dependency, never by our code
-_.readable  # io.RawIOBase (archives.py, hosts.py _PipeRaw)
-_.readinto
-_.setsockopt  # urllib3 sets socket options on our ssh pseudo-socket (hosts.py)
 _.how  # socket.shutdown(how) signature kept on the ssh pseudo-socket
 _.channel  # http.client looks for the socket behind a response file
 _._new_conn  # urllib3 connection pool hooks (hosts.py ssh transport)
@@ -33,7 +30,6 @@ _.file_secret_settings
 # -- attributes written for their effect on a library object
 _.ir_version  # onnx model header (demo/models.py)
 _.compress_type  # zipfile.ZipInfo (demo/models.py)
-_.gid  # tarfile.TarInfo header fields (docker_executor.py)
 _.gname
 _.isolation_level  # sqlite3 connection: SQLAlchemy emits BEGIN itself (storage/db.py)
 _.virtual_size  # Textual scroll geometry (log_view.py)
@@ -65,7 +61,6 @@ _.visible_text  # LogLines rows as text (TUI tests, bench/t3_logpane.py)
 
 # -- docker-py internals written by docker_private.py (install_transport, set_server_version)
 _._custom_adapter
-_._version
 
 # -- dead code listed in issue 14 item 4, removed by that item: drop each line with it
 _.IllegalTransition  # engine/errors.py
