@@ -70,6 +70,12 @@ def immutable_ref(attrs: dict[str, Any], wanted: str | None = None) -> str:
 
 
 def missing_image_message(image: str, host_name: str, processing: str | None = None) -> str:
+    if image.rpartition("@")[2].startswith("sha256:"):
+        # A digest (a re-run pinned to an earlier run's image): a build makes a new one.
+        return (
+            f"image {image} is no longer on host {host_name} (removed or pruned since it "
+            "ran); re-run without --same-image to run the processing's current image"
+        )
     name = processing or "<processing>"
     return (
         f"image {image} is not on host {host_name}; build it with: "

@@ -131,3 +131,10 @@ def test_fix_rebuild_rerun_and_same_image(
     assert short_old in rows["1"] and "(" not in rows["1"], text
     assert f"{short_old} (pinned)" in rows["2"], text
     assert f"{short_new} (changed)" in rows["3"], text
+
+    # 6. The pinned image is gone (pruned): --same-image says so in one line, and what to do.
+    docker_client.images.remove(fixed_id, force=True)  # the image run #3 ran
+    p = cli("jobs", "rerun", str(job), "--same-image", "--wait")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert f"image {fixed_id} is no longer on host local" in p.stderr, p.stderr
+    assert "re-run without --same-image" in p.stderr and "Traceback" not in p.stdout + p.stderr
