@@ -9,25 +9,29 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
 from picsellia_tui.engine.definitions import (
     bundled_folders,
     definition_hash,
     load_definition,
 )
-from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound
+from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound, read_only
+from picsellia_tui.engine.views import ProcessingChange, ProcessingUpdate
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage.domain import (
     NAME_RE,
     VERSION_NAME_RE,
     ProcessingDefinition,
+    RunStatus,
     Visibility,
 )
 from picsellia_tui.storage.models import (
+    Job,
     Model,
     ModelVersion,
     Processing,
+    Run,
     VersionFile,
     utcnow,
 )
@@ -123,7 +127,8 @@ def create_private(
     ws: Workspace, *, folder: Path | None = None, defn: ProcessingDefinition | None = None
 ) -> Processing:
     """A user's processing, from a folder (processing.toml + Dockerfile) or a
-    definition pointing at an existing image. Updating it again is allowed for its owner."""
+    definition pointing at an existing image. A taken name is refused: an existing
+    processing changes through `update_private` (one way to do it)."""
     if folder is not None:
         folder = folder.resolve()
         defn = load_definition(folder)
@@ -132,13 +137,24 @@ def create_private(
     digest = definition_hash(defn)
     with ws.db.write() as s:
         row = s.exec(select(Processing).where(Processing.name == defn.name)).first()
-        if row is not None:
+        if row is not None and row.removed_at is not None and row.owner_id == ws.user_id:
+            # The name of a processing this user removed: the row comes back (its
+            # old jobs keep pointing at it), with the new definition.
+            row.removed_at = None
+            row.created_at = utcnow()
+        elif row is not None:
             if row.visibility == Visibility.PUBLIC:
                 raise InvalidInput(
                     f"{defn.name!r} is a public processing (read-only); pick another name", "name"
                 )
             if row.owner_id != ws.user_id:
                 raise InvalidInput(f"{defn.name!r} belongs to another user", "name")
+            hint = (
+                f"update it from its folder: picsellia-tui processings update {defn.name}"
+                if row.source_dir
+                else "pick another name"
+            )
+            raise InvalidInput(f"a processing named {defn.name!r} already exists; {hint}", "name")
         else:
             row = Processing(
                 name=defn.name,
@@ -166,6 +182,135 @@ def name_from_image(image: str) -> str:
     return last.split(":", 1)[0].lower()
 
 
+def _shown(value: Any) -> str:
+    """A definition value in one short line, for a list of changes."""
+    if value is None or value == [] or value == {}:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_shown(v)}" for k, v in value.items() if v not in (None, [], ""))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _param_text(spec: dict[str, Any]) -> str:
+    """A parameter spec without its name: 'int = 3 0..10 required'."""
+    bits = [str(spec.get("type"))]
+    if spec.get("default") is not None:
+        bits.append(f"= {'••••••' if spec.get('secret') else _shown(spec['default'])}")
+    if spec.get("min") is not None or spec.get("max") is not None:
+        lo, hi = spec.get("min"), spec.get("max")
+        bits.append(f"{'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}")
+    if spec.get("choices"):
+        bits.append(" | ".join(spec["choices"]))
+    bits += [flag for flag in ("required", "secret") if spec.get(flag)]
+    if spec.get("help"):
+        bits.append(f"· {_shown(spec['help'])}")
+    return " ".join(bits)
+
+
+def definition_changes(
+    old: ProcessingDefinition, new: ProcessingDefinition
+) -> list[ProcessingChange]:
+    """What saving `new` over `old` changes, key by key (parameters by name)."""
+    a, b = old.model_dump(mode="json"), new.model_dump(mode="json")
+    out: list[ProcessingChange] = []
+    for key in b:
+        if key == "parameters":
+            before = {p["name"]: p for p in a[key]}
+            after = {p["name"]: p for p in b[key]}
+            for name in [*before, *(n for n in after if n not in before)]:
+                was, now = before.get(name), after.get(name)
+                if was != now:
+                    out.append(
+                        ProcessingChange(
+                            what=f"parameters.{name}",
+                            before=_param_text(was) if was else "-",
+                            after=_param_text(now) if now else "-",
+                        )
+                    )
+        elif isinstance(b[key], dict):
+            for sub in b[key]:
+                if a[key].get(sub) != b[key][sub]:
+                    out.append(
+                        ProcessingChange(
+                            what=f"{key}.{sub}",
+                            before=_shown(a[key].get(sub)),
+                            after=_shown(b[key][sub]),
+                        )
+                    )
+        elif a.get(key) != b[key]:
+            out.append(ProcessingChange(what=key, before=_shown(a.get(key)), after=_shown(b[key])))
+    return out
+
+
+def _own_private(ws: Workspace, row: Processing, what: str) -> None:
+    """Refuse `what` (update, remove) on a processing the user may not change."""
+    if row.visibility == Visibility.PUBLIC:
+        raise InvalidInput(read_only(row.name, what), "name")
+    if row.owner_id != ws.user_id:
+        raise InvalidInput(f"{row.name} belongs to another user: it cannot be {what}", "name")
+
+
+def _folder_definition(row: Processing) -> tuple[Path, ProcessingDefinition]:
+    """The processing's folder and what its processing.toml says now."""
+    if not row.source_dir:
+        raise InvalidInput(
+            f"{row.name} was registered from an image: it has no folder to update from",
+            "name",
+        )
+    folder = Path(row.source_dir)
+    defn = load_definition(folder)
+    if defn.name != row.name:
+        raise DefinitionError(
+            str(folder / "processing.toml"),
+            "name",
+            f"is {defn.name!r}, not {row.name!r} (a processing keeps its name: create a new one)",
+        )
+    build_paths(folder, defn, private=True)
+    return folder, defn
+
+
+def plan_update(ws: Workspace, name: str) -> ProcessingUpdate:
+    """What updating a private processing from its folder would change (nothing saved)."""
+    with ws.db.read() as s:
+        row = find_processing(s, name)
+    _own_private(ws, row, "updated")
+    folder, defn = _folder_definition(row)
+    return ProcessingUpdate(
+        name=row.name,
+        folder=str(folder),
+        changes=definition_changes(definition_of(row), defn),
+        definition_hash=definition_hash(defn),
+    )
+
+
+def update_private(ws: Workspace, name: str, expect_hash: str | None = None) -> Processing:
+    """Save a private processing's folder definition, in one write transaction.
+
+    With `expect_hash` (from plan_update) the file must still say what was shown:
+    edited meanwhile, it is refused rather than saved unseen."""
+    with ws.db.write() as s:
+        row = find_processing(s, name)
+        _own_private(ws, row, "updated")
+        _, defn = _folder_definition(row)
+        digest = definition_hash(defn)
+        if expect_hash is not None and digest != expect_hash:
+            raise InvalidInput(
+                f"{row.source_dir}/processing.toml changed since its changes were shown; "
+                "review them again",
+                "name",
+            )
+        if digest != row.definition_hash:
+            _apply(row, defn, digest)
+            s.add(row)
+        s.flush()
+        return row
+
+
 def build_paths(folder: Path, defn: ProcessingDefinition, *, private: bool) -> tuple[Path, Path]:
     """(build context, Dockerfile) of a processing folder, resolved and checked.
 
@@ -185,6 +330,15 @@ def build_paths(folder: Path, defn: ProcessingDefinition, *, private: bool) -> t
     if not dockerfile.is_relative_to(ctx):
         raise InvalidInput(f"{dockerfile} is outside the build context {ctx}", "build.dockerfile")
     return ctx, dockerfile
+
+
+def check_name_free(ws: Workspace, name: str) -> None:
+    """Refuse a name some processing already has, before anything is written."""
+    with ws.db.read() as s:
+        row = s.exec(select(Processing).where(Processing.name == name)).first()
+    if row is not None and not (row.removed_at is not None and row.owner_id == ws.user_id):
+        what = "a public processing" if row.visibility == Visibility.PUBLIC else "a processing"
+        raise InvalidInput(f"{name!r} is already {what}'s name; pick another name", "name")
 
 
 def scaffold(ws: Workspace, name: str, dest: Path, template: str = TEMPLATE) -> Path:
@@ -234,12 +388,47 @@ def find_version(s: Session, ref: str) -> tuple[Model, ModelVersion]:
 
 
 def find_processing(s: Session, name: str) -> Processing:
+    """A listed processing by name (or id); a removed one is not found."""
     row = s.exec(select(Processing).where(Processing.name == name)).first()
     if row is None and name.isdigit():
         row = s.get(Processing, int(name))
     if row is None:
         raise NotFound(f"no processing named {name!r} (see: picsellia-tui processings list)")
+    if row.removed_at is not None:
+        raise NotFound(
+            f"processing {row.name!r} was removed on {row.removed_at:%Y-%m-%d %H:%M} "
+            "(its jobs stay in the history)"
+        )
     return row
+
+
+def remove_private(ws: Workspace, name: str) -> Processing:
+    """Remove a private processing, in one write transaction: refused while one of
+    its runs is pending or running (a launch or re-run of it commits either before,
+    and is seen here, or after, and finds it removed). Its row stays for its jobs."""
+    with ws.db.write() as s:
+        row = find_processing(s, name)
+        _own_private(ws, row, "removed")
+        active = s.exec(
+            select(func.count())
+            .select_from(Run)
+            .join(Job, col(Job.id) == col(Run.job_id))
+            .where(
+                Job.processing_id == row.id,
+                col(Run.status).in_((RunStatus.PENDING.value, RunStatus.RUNNING.value)),
+            )
+        ).one()
+        if active:
+            runs = "an active run" if active == 1 else f"{active} active runs"
+            raise InvalidInput(
+                f"{row.name} has {runs} (pending or running): cancel it or let it end, "
+                "then remove the processing",
+                "name",
+            )
+        row.removed_at = row.updated_at = utcnow()
+        s.add(row)
+        s.flush()
+        return row
 
 
 def check_version_name(name: str) -> None:

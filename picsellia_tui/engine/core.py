@@ -41,7 +41,15 @@ from picsellia_tui.engine.registry import Registry
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.engine.scheduler import Scheduler
 from picsellia_tui.engine.supervisor import RunSupervisor
-from picsellia_tui.engine.views import EngineStats, JobView, ProcessingView, RunView, VersionView
+from picsellia_tui.engine.views import (
+    BuildView,
+    EngineStats,
+    JobView,
+    ProcessingUpdate,
+    ProcessingView,
+    RunView,
+    VersionView,
+)
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage import repo
 
@@ -195,14 +203,49 @@ class Engine:
         )
 
     async def create_processing(
-        self, folder: Path | None = None, *, definition: dict[str, Any] | None = None
+        self,
+        folder: Path | None = None,
+        *,
+        definition: dict[str, Any] | None = None,
+        template: str | None = None,
+        dest: Path | None = None,
     ) -> ProcessingView:
-        return await self.registry.create_processing(folder, definition=definition)
+        return await self.registry.create_processing(
+            folder, definition=definition, template=template, dest=dest
+        )
+
+    async def plan_processing_update(self, name: str) -> ProcessingUpdate:
+        return await self.registry.plan_update(name)
+
+    async def update_processing(
+        self, name: str, *, expect_hash: str | None = None
+    ) -> ProcessingView:
+        return await self.registry.update_processing(name, expect_hash=expect_hash)
+
+    async def remove_processing(self, name: str) -> ProcessingView:
+        return await self.registry.remove_processing(name)
+
+    async def start_build(
+        self, name: str, *, host: str | None = None, on_line: Callable[[str], None] | None = None
+    ) -> BuildView:
+        assert self._tg is not None
+        return await self.registry.start_build(self._tg, name, host=host, on_line=on_line)
+
+    async def build(self, build_id: int) -> BuildView:
+        return self.registry.builds.view(build_id)
+
+    async def wait_build(self, build_id: int) -> BuildView:
+        return await self.registry.builds.wait(build_id)
+
+    async def cancel_build(self, build_id: int) -> BuildView:
+        """Stop a build under way (the daemon stops it); returns once it has ended."""
+        return await self.registry.builds.cancel(build_id)
 
     async def build_processing(
         self, name: str, *, host: str | None = None, on_line: Callable[[str], None] | None = None
     ) -> tuple[str, str]:
-        return await self.registry.build_processing(name, host=host, on_line=on_line)
+        assert self._tg is not None
+        return await self.registry.build_processing(self._tg, name, host=host, on_line=on_line)
 
     async def image_presence(self, host: str | None = None) -> dict[str, bool]:
         return await self.registry.image_presence(host)

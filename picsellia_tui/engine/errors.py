@@ -40,3 +40,9 @@ class DefinitionError(EngineError):
         self.file = file
         self.key = key
         self.reason = reason
+
+
+def read_only(name: str, what: str) -> str:
+    """Why a public processing cannot be `what` (updated, removed): one line, the
+    same from the engine, the command line and the app."""
+    return f"{name} is a public processing (bundled with the app, read-only): it cannot be {what}"

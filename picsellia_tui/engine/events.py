@@ -39,6 +39,22 @@ class VersionCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessingsChanged:
+    """A processing was created, updated or removed (by this engine)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildEnded:
+    """An image build ended: status succeeded, failed or cancelled."""
+
+    build_id: int
+    processing: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalChange:
     """Another process committed to the database (another engine, the CLI)."""
 
@@ -48,7 +64,16 @@ class Resync:
     """Events were dropped for this subscriber: reload what you show."""
 
 
-Event = JobCreated | RunChanged | LogAppended | VersionCreated | ExternalChange | Resync
+Event = (
+    JobCreated
+    | RunChanged
+    | LogAppended
+    | VersionCreated
+    | ProcessingsChanged
+    | BuildEnded
+    | ExternalChange
+    | Resync
+)
 
 
 class Broadcaster:

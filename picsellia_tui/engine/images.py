@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ import docker
 import docker.errors
 
 from picsellia_tui.engine.executors.base import ExecutorError, ImageMissing
+from picsellia_tui.engine.executors.docker_logs import abort_response
 from picsellia_tui.engine.hosts import HostConfig, connect, describe_error, one_line
 
 __all__ = [
     "BUILD_TIMEOUT",
+    "BuildCancel",
+    "BuildCancelled",
     "build_image",
     "image_present",
     "immutable_ref",
@@ -42,6 +46,38 @@ def _client(target: HostConfig | docker.DockerClient) -> Iterator[docker.DockerC
         yield client
     finally:
         client.close()
+
+
+class BuildCancelled(ExecutorError):
+    """The build was cancelled (its connection closed: the daemon stopped it)."""
+
+
+class BuildCancel:
+    """Stops a build from another thread.
+
+    The daemon stops a build whose client went away (the build's request is
+    cancelled, its running step killed), so cancelling closes the build's
+    connection; a build whose request has not been answered yet is closed as soon
+    as the answer starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response: Any = None
+        self.cancelled = False
+
+    def attach(self, response: Any) -> None:
+        with self._lock:
+            self._response = response
+            cancelled = self.cancelled
+        if cancelled:
+            abort_response(response)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            response = self._response
+        if response is not None:
+            abort_response(response)
 
 
 def _host_url(target: HostConfig | docker.DockerClient) -> str:
@@ -120,6 +156,7 @@ def build_image(
     pull: bool = False,
     nocache: bool = False,
     timeout: int = BUILD_TIMEOUT,
+    cancel: BuildCancel | None = None,
 ) -> str:
     """Build `tag` from `context_dir` on the host; return the image id ("sha256:...").
 
@@ -127,7 +164,7 @@ def build_image(
     `on_line` gets each output line, without line ending. Raises ExecutorError with
     the failing step and the daemon's message ("build of x:1 failed at Step 3/5 :
     RUN pip install nope: The command ... returned a non-zero code: 1"), or
-    HostUnreachable.
+    HostUnreachable; BuildCancelled once `cancel` was used.
     """
     context_dir = Path(context_dir)
     if not context_dir.is_dir():
@@ -145,7 +182,16 @@ def build_image(
     image_id: str | None = None
     partial = ""
     with _client(target) as client:
+        api_hooks: Any = client.api.hooks["response"]
+
+        def hook(response: Any, *args: Any, **kwargs: Any) -> None:
+            if cancel is not None:
+                cancel.attach(response)
+
+        api_hooks.append(hook)
         try:
+            if cancel is not None and cancel.cancelled:
+                raise BuildCancelled(f"build of {tag} cancelled")
             stream = client.api.build(
                 path=str(context_dir),
                 dockerfile=df_arg,
@@ -160,6 +206,8 @@ def build_image(
                 timeout=timeout,
             )
             for event in stream:
+                if cancel is not None and cancel.cancelled:
+                    break
                 if not isinstance(event, dict):
                     continue
                 if "error" in event or "errorDetail" in event:
@@ -187,6 +235,8 @@ def build_image(
                     on_line(status)
             if partial:
                 on_line(partial)
+            if cancel is not None and cancel.cancelled:
+                raise BuildCancelled(f"build of {tag} cancelled")
             if image_id is None:
                 api: Any = client.api
                 image_id = str(api.inspect_image(tag)["Id"])
@@ -195,6 +245,11 @@ def build_image(
         except docker.errors.ImageNotFound:
             raise ImageMissing(f"build of {tag} produced no image on {url}") from None
         except Exception as exc:
+            if cancel is not None and cancel.cancelled:  # its connection was closed
+                raise BuildCancelled(f"build of {tag} cancelled") from None
             err = describe_error(exc, url, f"build of {tag}")
             raise err from None
+        finally:
+            if hook in api_hooks:
+                api_hooks.remove(hook)
     return image_id

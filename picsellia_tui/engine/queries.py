@@ -79,7 +79,11 @@ def processing_view(row: Processing, names: Names) -> ProcessingView:
 
 def list_processings(s: Session) -> list[ProcessingView]:
     names = Names(s)
-    rows = s.exec(select(Processing).order_by(col(Processing.target_type), col(Processing.name)))
+    rows = s.exec(
+        select(Processing)
+        .where(col(Processing.removed_at).is_(None))
+        .order_by(col(Processing.target_type), col(Processing.name))
+    )
     return [processing_view(r, names) for r in rows]
 
 
@@ -287,7 +291,11 @@ def compat_matrix_for_version(
     if v is None:
         return []
     names = Names(s)
-    rows = s.exec(select(Processing).order_by(col(Processing.name))).all()
+    rows = s.exec(
+        select(Processing)
+        .where(col(Processing.removed_at).is_(None))
+        .order_by(col(Processing.name))
+    ).all()
     return [(processing_view(p, names), compatible(s, p, v)) for p in rows]
 
 

@@ -1,5 +1,6 @@
-"""Registry services: import a ModelVersion's files, create a private processing,
-build a processing's image, and see which images a host has."""
+"""Registry services: import a ModelVersion's files; create, update and remove a
+private processing; build a processing's image (builds.Builds); see which images
+a host has."""
 
 from __future__ import annotations
 
@@ -8,21 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 from sqlmodel import Session
 
 from picsellia_tui.engine import catalog, queries
-from picsellia_tui.engine.errors import EngineError
-from picsellia_tui.engine.events import VersionCreated
+from picsellia_tui.engine.builds import Builds
+from picsellia_tui.engine.errors import InvalidInput
+from picsellia_tui.engine.events import ProcessingsChanged, VersionCreated
 from picsellia_tui.engine.executors.base import ExecutorError
 from picsellia_tui.engine.reads import Reads
 from picsellia_tui.engine.runtime import Runtime
-from picsellia_tui.engine.views import ProcessingView, VersionView
+from picsellia_tui.engine.views import BuildView, ProcessingUpdate, ProcessingView, VersionView
 
 
 class Registry:
     def __init__(self, rt: Runtime, reads: Reads) -> None:
         self.rt = rt
         self.reads = reads
+        self.builds = Builds(rt)
 
     async def import_version(
         self,
@@ -60,55 +64,108 @@ class Registry:
         return view
 
     async def create_processing(
-        self, folder: Path | None = None, *, definition: dict[str, Any] | None = None
+        self,
+        folder: Path | None = None,
+        *,
+        definition: dict[str, Any] | None = None,
+        template: str | None = None,
+        dest: Path | None = None,
     ) -> ProcessingView:
-        """A private processing from a folder (processing.toml + Dockerfile), or from
-        a definition naming an existing image (no folder: nothing to build)."""
+        """A private processing from a folder (processing.toml + Dockerfile), from
+        the template (a new folder `dest/template`), or from a definition naming an
+        existing image (no folder: nothing to build)."""
+        ws = self.rt.ws
 
         def go() -> ProcessingView:
             defn = None
+            target = folder
             if definition is not None:
                 from picsellia_tui.engine.definitions import validate_definition
 
                 defn = validate_definition(definition, "processing from an image")
-            row = catalog.create_private(self.rt.ws, folder=folder, defn=defn)
-            with self.rt.ws.db.read() as s:
+            elif template is not None:
+                catalog.check_name_free(ws, template)
+                target = catalog.scaffold(ws, template, dest or Path("."))
+            elif folder is None:
+                raise InvalidInput("give a folder, a template name or an image", "folder")
+            row = catalog.create_private(ws, folder=target, defn=defn)
+            with ws.db.read() as s:
                 return queries.processing_view(row, queries.Names(s))
 
-        return await self.rt.db(go)
+        view = await self.rt.db(go)
+        self.rt.events.publish(ProcessingsChanged(view.name))
+        return view
+
+    async def plan_update(self, name: str) -> ProcessingUpdate:
+        """What `update_processing` would change (read from the folder, nothing saved)."""
+        return await self.rt.db(lambda: catalog.plan_update(self.rt.ws, name))
+
+    async def update_processing(
+        self, name: str, *, expect_hash: str | None = None
+    ) -> ProcessingView:
+        """Save a private processing's processing.toml again (refused when it changed
+        since `plan_update` showed it, given its `definition_hash`)."""
+        ws = self.rt.ws
+
+        def go() -> ProcessingView:
+            row = catalog.update_private(ws, name, expect_hash)
+            with ws.db.read() as s:
+                return queries.processing_view(row, queries.Names(s))
+
+        view = await self.rt.db(go)
+        self.rt.events.publish(ProcessingsChanged(view.name))
+        return view
+
+    async def remove_processing(self, name: str) -> ProcessingView:
+        """Remove a private processing: out of the list, not launchable; its jobs
+        and their history stay. Refused while one of its runs is active (checked in
+        the same write transaction)."""
+        ws = self.rt.ws
+
+        def go() -> ProcessingView:
+            row = catalog.remove_private(ws, name)
+            with ws.db.read() as s:
+                return queries.processing_view(row, queries.Names(s))
+
+        view = await self.rt.db(go)
+        self.rt.events.publish(ProcessingsChanged(view.name))
+        return view
+
+    # -- image builds (builds.Builds) ---------------------------------------------------
+
+    async def start_build(
+        self,
+        tg: TaskGroup,
+        name: str,
+        *,
+        host: str | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> BuildView:
+        """Start building a processing's image from its folder on a Docker host (the
+        context goes over the API, so any host works); its log goes to a file."""
+        proc = await self.reads.processing(name)
+        return await self.builds.start(tg, proc, host, on_line)
 
     async def build_processing(
-        self, name: str, *, host: str | None = None, on_line: Callable[[str], None] | None = None
+        self,
+        tg: TaskGroup,
+        name: str,
+        *,
+        host: str | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> tuple[str, str]:
-        """Build a processing's image from its folder on a Docker host (the context
-        goes over the API, so any host works). Returns (image, image id)."""
-        from picsellia_tui.engine.definitions import load_definition
-        from picsellia_tui.engine.hosts import connect
-        from picsellia_tui.engine.images import build_image
-
-        proc = await self.reads.processing(name)
-        if not proc.source_dir:
-            raise EngineError(f"{name} was created from an image: there is no folder to build")
-        folder = Path(proc.source_dir)
-        defn = load_definition(folder)
-        ctx, dockerfile = catalog.build_paths(folder, defn, private=proc.visibility == "private")
-        hcfg = self.rt.settings.host(host)
-
-        def go() -> str:
-            client = connect(hcfg, timeout=1800)
-            try:
-                return build_image(
-                    client,
-                    ctx,
-                    dockerfile.relative_to(ctx).as_posix(),
-                    defn.image,
-                    on_line or (lambda _l: None),
-                )
-            finally:
-                client.close()
-
-        image_id = await anyio.to_thread.run_sync(go)
-        return defn.image, image_id
+        """Build and wait (cancelled with the caller). Returns (image, image id);
+        raises ExecutorError with the reason when the build fails."""
+        view = await self.start_build(tg, name, host=host, on_line=on_line)
+        try:
+            view = await self.builds.wait(view.id)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self.builds.cancel(view.id)
+            raise
+        if view.status != "succeeded" or view.image_id is None:
+            raise ExecutorError(view.error or f"build of {view.image} {view.status}")
+        return view.image, view.image_id
 
     async def image_presence(self, host: str | None = None) -> dict[str, bool]:
         """Which processings' images exist on the host ({} when Docker is not used

@@ -32,6 +32,44 @@ class ProcessingView(BaseModel):
     picsellia_api: bool = False  # [picsellia] api: runs get the local Picsellia API
 
 
+class ProcessingChange(BaseModel):
+    """One difference between a processing as saved and its folder's processing.toml:
+    `what` is a key ("version", "parameters.lines", "constraints.frameworks")."""
+
+    what: str
+    before: str  # "-" when added
+    after: str  # "-" when removed
+
+
+class ProcessingUpdate(BaseModel):
+    """What `update` would save: the changes, and the definition they come from
+    (`definition_hash`: saving checks the file still says what was shown)."""
+
+    name: str
+    folder: str
+    changes: list[ProcessingChange]
+    definition_hash: str
+
+
+class BuildView(BaseModel):
+    """An image build the engine runs; its log is a file in the runs' log format."""
+
+    id: int
+    processing: str
+    image: str
+    host: str
+    log_path: str
+    status: str  # running | succeeded | failed | cancelled
+    error: str | None = None  # why it failed, one line
+    image_id: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "running"
+
+
 class FileView(BaseModel):
     path: str
     sha256: str

@@ -61,6 +61,8 @@ class Processing(SQLModel, table=True):
     definition_hash: str
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # A removed private processing: out of the list, not launchable; its jobs keep it.
+    removed_at: datetime | None = None
 
 
 class Model(SQLModel, table=True):

@@ -37,6 +37,7 @@ from picsellia_tui.tui.widgets.base import EngineUnavailable, report_worker_erro
 from picsellia_tui.tui.widgets.format import Clock
 from picsellia_tui.tui.widgets.header import StatusHeader
 from picsellia_tui.tui.widgets.jobs import JobsPane
+from picsellia_tui.tui.widgets.processings import ProcessingsPane
 from picsellia_tui.tui.widgets.versions import VersionsPane
 
 if TYPE_CHECKING:
@@ -249,6 +250,8 @@ class PicselliaApp(App[None]):
         if screen is not None:
             for pane in screen.query(JobsPane):  # none while the screen is composing
                 pane.engine_event(ev)
+            for procs in screen.query(ProcessingsPane):
+                procs.engine_event(ev)
 
     def _schedule_refresh(self, delay: float = REFRESH_DELAY) -> None:
         """One refresh after `delay` for whatever was marked dirty meanwhile."""

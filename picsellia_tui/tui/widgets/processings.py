@@ -1,5 +1,10 @@
 """The Processings tab: the registry grouped by target type, with a detail panel
-(parameters, constraints, whether the image is on the Docker host)."""
+(parameters, constraints, whether the image is on the Docker host).
+
+`n` creates a private processing, `u` updates the selected one from its folder,
+`b` builds its image, `d` removes it; public processings are read-only (`u` and
+`d` say so). The list follows changes made by this app, by the command line or by
+another app (engine events), without ctrl+r."""
 
 from __future__ import annotations
 
@@ -12,17 +17,21 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
+from picsellia_tui.engine.errors import EngineError, read_only
 from picsellia_tui.tui.messages import LaunchRequested
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import TARGET_TITLES, constraints_summary, num, truncate
 
 if TYPE_CHECKING:
-    from picsellia_tui.engine.views import ProcessingView
+    from picsellia_tui.engine.events import Event
+    from picsellia_tui.engine.views import BuildView, ProcessingView
 
 GROUP_PREFIX = "group:"
+RELOAD_DELAY = 0.3  # changes within this window cost one reload
 
 
 class ProcessingsTable(Table):
@@ -33,6 +42,10 @@ class ProcessingsPane(EngineAccess, Vertical):
     """Processings, one group per target type."""
 
     BINDINGS = [
+        Binding("n", "new", "New"),
+        Binding("u", "update", "Update"),
+        Binding("b", "build", "Build image"),
+        Binding("d", "remove", "Remove"),
         Binding("/", "filter", "Filter"),
         Binding("l", "launch", "Launch", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -44,6 +57,8 @@ class ProcessingsPane(EngineAccess, Vertical):
         self.processings: list[ProcessingView] = []
         self.presence: dict[str, bool] | None = None
         self.filter_text = ""
+        self._reload_timer: Timer | None = None
+        self._want: str | None = None  # select this processing once it is listed
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -64,14 +79,45 @@ class ProcessingsPane(EngineAccess, Vertical):
     def on_mount(self) -> None:
         self.load()
 
+    # -- engine events -------------------------------------------------------------------
+
+    def engine_event(self, ev: Event) -> None:
+        from picsellia_tui.engine.events import (
+            BuildEnded,
+            ExternalChange,
+            ProcessingsChanged,
+            Resync,
+        )
+
+        if isinstance(ev, BuildEnded):
+            self.load_presence()
+        elif isinstance(ev, ProcessingsChanged | ExternalChange | Resync):
+            # ExternalChange: another process committed (maybe a processing).
+            if self._reload_timer is None and self.is_mounted:
+                self._reload_timer = self.set_timer(RELOAD_DELAY, self._reload_now)
+
+    def _reload_now(self) -> None:
+        self._reload_timer = None
+        self.load(changed_only=True)
+
     # -- data ----------------------------------------------------------------------------
 
     @work(thread=True, exit_on_error=False, exclusive=True, group="processings")
-    def load(self) -> None:
+    def load(self, changed_only: bool = False) -> None:
+        """Read the list (then which images the host has). `changed_only`: an
+        event said something changed somewhere; the table is refilled, and the
+        Docker host asked again, only if the list differs."""
         procs = self.engine_call(lambda e: e.processings())
         if get_current_worker().is_cancelled:
             return
+        if changed_only and procs == self.processings:
+            return
         self.app.call_from_thread(self._loaded, procs)
+        presence = self.engine_call(lambda e: e.image_presence())
+        self.app.call_from_thread(self._presence_loaded, presence)
+
+    @work(thread=True, exit_on_error=False, exclusive=True, group="processings-presence")
+    def load_presence(self) -> None:
         presence = self.engine_call(lambda e: e.image_presence())
         self.app.call_from_thread(self._presence_loaded, presence)
 
@@ -119,6 +165,10 @@ class ProcessingsPane(EngineAccess, Vertical):
                     truncate(p.description, 48),
                     key=p.name,
                 )
+        if self._want is not None and table.select_key(self._want):
+            self._want = None
+            self._show_detail()
+            return
         if keep is None or keep.startswith(GROUP_PREFIX) or not table.select_key(keep):
             first = next((p for tt in TARGET_TITLES for p in shown if p.target_type == tt), None)
             if first is not None:
@@ -174,6 +224,106 @@ class ProcessingsPane(EngineAccess, Vertical):
             )
             return
         self.post_message(LaunchRequested(processing=p.name))
+
+    def select(self, name: str) -> None:
+        """Put the cursor on this processing (now, or once it is listed)."""
+        if not self.query_one(ProcessingsTable).select_key(name):
+            self._want = name
+        self.query_one(ProcessingsTable).focus()
+
+    def _changeable(self, what: str) -> ProcessingView | None:
+        """The selected processing, if the user may change it (else one line why)."""
+        p = self.selected()
+        if p is None:
+            self.app.notify("Select a processing first.", severity="warning")
+            return None
+        if p.visibility == "public":
+            self.app.notify(read_only(p.name, what), severity="warning")
+            return None
+        return p
+
+    def action_new(self) -> None:
+        from picsellia_tui.tui.dialogs.new_processing import NewProcessingDialog
+
+        def done(view: ProcessingView | None) -> None:
+            if view is None:
+                return
+            where = f" in {view.source_dir}" if view.source_dir else ""
+            self.app.notify(
+                f"Private processing {view.name} {view.version} saved{where} (image {view.image}).",
+                title="Processing created",
+            )
+            self.select(view.name)
+
+        self.app.push_screen(NewProcessingDialog(), done)
+
+    def action_update(self) -> None:
+        from picsellia_tui.tui.dialogs.update_processing import UpdateProcessingDialog
+
+        p = self._changeable("updated")
+        if p is None:
+            return
+
+        def done(view: ProcessingView | None) -> None:
+            if view is not None:
+                self.app.notify(f"{view.name} {view.version} updated.", title="Processing saved")
+                self.select(view.name)
+
+        self.app.push_screen(UpdateProcessingDialog(p.name), done)
+
+    def action_build(self) -> None:
+        from picsellia_tui.tui.dialogs.build import BuildDialog
+
+        p = self.selected()
+        if p is None:
+            self.app.notify("Select a processing first.", severity="warning")
+            return
+        if not p.source_dir:
+            self.app.notify(
+                f"{p.name} was registered from an image: there is no folder to build.",
+                severity="warning",
+            )
+            return
+
+        def done(build: BuildView | None) -> None:
+            self.load_presence()  # also when the event was missed (closed before the end)
+            self.query_one(ProcessingsTable).focus()
+
+        self.app.push_screen(BuildDialog(p.name, p.image), done)
+
+    def action_remove(self) -> None:
+        from picsellia_tui.tui.dialogs.confirm import ConfirmDialog
+
+        p = self._changeable("removed")
+        if p is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._remove(p.name)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Remove {p.name}?",
+                f"{p.name} leaves the list and cannot be launched any more; its jobs and "
+                "their history stay in the Jobs tab. Its folder and image are kept.",
+                confirm="Remove",
+                danger=True,
+            ),
+            answer,
+        )
+
+    @work(thread=True, exit_on_error=False, group="processings-remove")
+    def _remove(self, name: str) -> None:
+        try:
+            self.engine_call(lambda e: e.remove_processing(name))
+        except EngineError as exc:
+            self.app.call_from_thread(
+                self.app.notify, str(exc), title="Remove refused", severity="warning"
+            )
+            return
+        self.app.call_from_thread(self.app.notify, f"{name} removed.", title="Processing removed")
+        self.load()
 
     def action_filter(self) -> None:
         box = self.query_one("#proc-filter", Input)
@@ -275,4 +425,7 @@ def _image_state(p: ProcessingView, presence: dict[str, bool] | None, executor: 
         return Text("image state unknown (the Docker host did not answer)", style="yellow")
     if presence[p.name]:
         return Text("✓ present on the host", style="green")
-    return Text(f"✗ missing — build: picsellia-tui processings build {p.name}", style="bold red")
+    return Text(
+        f"✗ missing — build: picsellia-tui processings build {p.name} (or b)",
+        style="bold red",
+    )

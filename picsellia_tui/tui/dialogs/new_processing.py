@@ -1,0 +1,325 @@
+"""The new-processing modal (`n` in the Processings tab): a private processing from
+a folder, from the template, or from an existing image.
+
+`←`/`→` on the tabs pick where it comes from, `tab` moves through the fields,
+`enter` (in a field) or `ctrl+s` creates, `esc` cancels. What is wrong is what
+the engine says, word for word as the command line prints it, under the field
+it names (the dialog has no rules of its own).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane, Tabs
+
+from picsellia_tui.engine.errors import DefinitionError, EngineError, InvalidInput
+from picsellia_tui.engine.views import ProcessingView
+from picsellia_tui.storage.domain import TargetType, Task
+from picsellia_tui.tui.widgets.base import EngineAccess
+from picsellia_tui.tui.widgets.paths import PathSuggester
+
+MODES = ("folder", "template", "image")
+# Where an engine error lands, by the key it names: {mode: {key: field id}}.
+FIELDS = {
+    "folder": {"folder": "new-folder"},
+    "template": {"name": "new-template-name", "folder": "new-template-dest"},
+    "image": {
+        "name": "new-image-name",
+        "image": "new-image-ref",
+        "task": "new-image-task",
+        "target_type": "new-image-target",
+        "command": "new-image-command",
+        "entrypoint": "new-image-command",
+        "constraints": "new-image-frameworks",
+    },
+}
+
+
+class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
+    BINDINGS = [
+        Binding("ctrl+s", "create", "Create", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, mode: str = "folder", dest: Path | None = None) -> None:
+        super().__init__(classes="dialog")
+        self.mode = mode if mode in MODES else "folder"
+        self.dest = dest if dest is not None else Path.cwd()
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="new-box", classes="dialog-box") as box:
+            box.border_title = "New private processing"
+            box.border_subtitle = "←→ from · tab fields · enter/ctrl+s create · esc cancel"
+            with TabbedContent(initial=f"new-{self.mode}-pane", id="new-modes"):
+                with TabPane("a folder", id="new-folder-pane"):
+                    yield Static(
+                        Text("A folder holding processing.toml and a Dockerfile.", style="dim"),
+                        classes="new-intro",
+                    )
+                    yield _field(
+                        "folder",
+                        Input(
+                            placeholder="path (→ completes)",
+                            suggester=PathSuggester(folders_only=True),
+                            id="new-folder",
+                            compact=True,
+                            classes="field-input -wide",
+                        ),
+                        "",
+                    )
+                with TabPane("the template", id="new-template-pane"):
+                    yield Static(
+                        Text(
+                            "A new folder DEST/NAME from the template (processing.toml, "
+                            "Dockerfile, main.py), registered at once: edit main.py, then "
+                            "build it (b).",
+                            style="dim",
+                        ),
+                        classes="new-intro",
+                    )
+                    yield _field(
+                        "name",
+                        Input(id="new-template-name", compact=True, classes="field-input"),
+                        "lowercase letters, digits, '.', '_' or '-'",
+                    )
+                    yield _field(
+                        "destination",
+                        Input(
+                            value=_shown_path(self.dest),
+                            suggester=PathSuggester(folders_only=True),
+                            id="new-template-dest",
+                            compact=True,
+                            classes="field-input -wide",
+                        ),
+                        "",
+                    )
+                with TabPane("an image", id="new-image-pane"):
+                    yield Static(
+                        Text(
+                            "An image already on the Docker host or in a registry: "
+                            "nothing to build.",
+                            style="dim",
+                        ),
+                        classes="new-intro",
+                    )
+                    yield _field(
+                        "name", Input(id="new-image-name", compact=True, classes="field-input"), ""
+                    )
+                    yield _field(
+                        "image",
+                        Input(
+                            placeholder="registry/repo:tag",
+                            id="new-image-ref",
+                            compact=True,
+                            classes="field-input -wide",
+                        ),
+                        "",
+                    )
+                    yield _field(
+                        "task",
+                        Select(
+                            [(t.value, t.value) for t in Task],
+                            value=Task.MODEL_CONVERSION.value,
+                            allow_blank=False,
+                            compact=True,
+                            id="new-image-task",
+                            classes="field-input",
+                        ),
+                        "",
+                    )
+                    yield _field(
+                        "target type",
+                        Select(
+                            [(t.value, t.value) for t in TargetType],
+                            value=TargetType.MODEL_VERSION.value,
+                            allow_blank=False,
+                            compact=True,
+                            id="new-image-target",
+                            classes="field-input",
+                        ),
+                        "",
+                    )
+                    yield _field(
+                        "command",
+                        Input(
+                            placeholder="(optional)",
+                            id="new-image-command",
+                            compact=True,
+                            classes="field-input -wide",
+                        ),
+                        "empty: the image's own entrypoint runs",
+                    )
+                    yield _field(
+                        "frameworks",
+                        Input(
+                            placeholder="onnx, openvino (empty: any)",
+                            id="new-image-frameworks",
+                            compact=True,
+                            classes="field-input",
+                        ),
+                        "accepted, comma-separated",
+                    )
+            yield Static("", id="new-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create (ctrl+s)", id="new-go", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="new-cancel", compact=True)
+
+    def on_mount(self) -> None:
+        # On the tabs: ←→ pick where it comes from, tab goes to its first field.
+        self.query_one("#new-modes").query_one(Tabs).focus()
+
+    @on(TabbedContent.TabActivated, "#new-modes")
+    def _mode_changed(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane.id or ""
+        self.mode = pane.removeprefix("new-").removesuffix("-pane")
+        self._clear_errors()
+
+    # -- values ------------------------------------------------------------------------
+
+    def _value(self, field_id: str) -> str:
+        widget = self.query_one(f"#{field_id}")
+        if isinstance(widget, Select):
+            return "" if widget.value is Select.NULL else str(widget.value)
+        assert isinstance(widget, Input)
+        return widget.value.strip()
+
+    def request(self) -> dict[str, Any]:
+        """The engine's create_processing arguments for what the form says."""
+        if self.mode == "folder":
+            folder = self._value("new-folder")
+            return {"folder": Path(folder).expanduser() if folder else None}
+        if self.mode == "template":
+            dest = self._value("new-template-dest")
+            return {
+                "template": self._value("new-template-name"),
+                "dest": Path(dest).expanduser() if dest else Path.cwd(),
+            }
+        frameworks = [f.strip() for f in self._value("new-image-frameworks").split(",")]
+        try:
+            command = shlex.split(self._value("new-image-command"))
+        except ValueError as exc:
+            raise InvalidInput(f"command: {exc}", "command") from None
+        definition: dict[str, Any] = {
+            "name": self._value("new-image-name"),
+            "image": self._value("new-image-ref"),
+            "task": self._value("new-image-task"),
+            "target_type": self._value("new-image-target"),
+            "constraints": {"frameworks": [f for f in frameworks if f]},
+        }
+        if command:
+            definition["command"] = command
+        return {"definition": definition}
+
+    # -- creating ----------------------------------------------------------------------
+
+    def action_create(self) -> None:
+        if self.busy:
+            return
+        self._clear_errors()
+        try:
+            request = self.request()
+        except InvalidInput as exc:
+            self._refused(exc.field, str(exc))
+            return
+        if self.mode == "folder" and request["folder"] is None:
+            self._refused("folder", "give the folder holding processing.toml")
+            return
+        self.busy = True
+        self.query_one("#new-go", Button).disabled = True
+        self._create(request)
+
+    @work(thread=True, exit_on_error=False, group="new-processing")
+    def _create(self, request: dict[str, Any]) -> None:
+        try:
+            view = self.engine_call(lambda e: e.create_processing(**request))
+        except DefinitionError as exc:
+            self.app.call_from_thread(self._refused, exc.key.split(".")[0].split("[")[0], str(exc))
+            return
+        except InvalidInput as exc:
+            self.app.call_from_thread(self._refused, exc.field, str(exc))
+            return
+        except (EngineError, OSError, ValueError) as exc:
+            self.app.call_from_thread(self._refused, None, _first_line(exc))
+            return
+        self.app.call_from_thread(self.dismiss, view)
+
+    def _refused(self, key: str | None, message: str) -> None:
+        self.busy = False
+        self.query_one("#new-go", Button).disabled = False
+        field_id = FIELDS.get(self.mode, {}).get(key or "")
+        if field_id is None and self.mode == "folder":
+            field_id = "new-folder"  # a folder's processing.toml is what is wrong
+        if field_id is not None:
+            err = self.query_one(f"#err-{field_id}", Static)
+            err.update(Text(f"✗ {message}", style="bold red"))
+            err.add_class("-shown")
+            self.query_one(f"#{field_id}").focus()
+        else:
+            self._show_error(message)
+
+    def _show_error(self, message: str | None) -> None:
+        err = self.query_one("#new-error", Static)
+        err.update(Text(f"✗ {message}", style="bold red") if message else "")
+        err.set_class(bool(message), "-shown")
+
+    def _clear_errors(self) -> None:
+        for err in self.query(".field-error"):
+            if isinstance(err, Static):
+                err.update("")
+                err.remove_class("-shown")
+        self._show_error(None)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_create()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#new-go")
+    def _go(self) -> None:
+        self.action_create()
+
+    @on(Button.Pressed, "#new-cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _field(label: str, widget: Widget, help_text: str) -> Vertical:
+    field_id = widget.id or ""
+    return Vertical(
+        Horizontal(
+            Label(label, classes="field-label"),
+            widget,
+            Static(Text(help_text, style="dim"), classes="field-help"),
+            classes="field-row",
+        ),
+        Static("", id=f"err-{field_id}", classes="field-error"),
+        classes="field",
+    )
+
+
+def _shown_path(path: Path) -> str:
+    """A folder as typed: ~ for the home folder, a trailing slash."""
+    text = str(path)
+    home = str(Path.home())
+    if text == home or text.startswith(home + "/"):
+        text = "~" + text[len(home) :]
+    return text.rstrip("/") + "/"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

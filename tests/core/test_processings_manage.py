@@ -1,0 +1,150 @@
+"""Private processings managed through the engine: create from the template,
+update from the folder (changes shown first), remove (refused while a run is
+active, in the same write transaction), and the refusals on public ones."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from picsellia_tui.engine.core import Engine
+from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound
+from picsellia_tui.engine.events import ProcessingsChanged
+from tests.core.helpers import make_settings, model_file
+
+pytestmark = pytest.mark.anyio
+TEMPLATE = Path(__file__).resolve().parents[2] / "processings" / "_template"
+
+
+async def test_create_from_the_template_then_update_shows_the_changes(tmp_path: Path) -> None:
+    s = make_settings(tmp_path)
+    shutil.copytree(TEMPLATE, s.processings_dir / "_template")
+    async with Engine(s) as e:
+        events = e.subscribe()
+        p = await e.create_processing(template="my-proc", dest=tmp_path / "work")
+        assert p.visibility == "private" and p.version == "0.1.0"
+        assert p.source_dir == str((tmp_path / "work" / "my-proc").resolve())
+        assert p.image == "picsellia-tui/my-proc:0.1.0"
+        assert events.receive_nowait() == ProcessingsChanged("my-proc")
+        # A taken name: refused before a folder is written, in one line.
+        with pytest.raises(InvalidInput, match="'my-proc' is already a processing's name"):
+            await e.create_processing(template="my-proc", dest=tmp_path / "other")
+        assert not (tmp_path / "other").exists()
+        with pytest.raises(InvalidInput, match="already a public processing's name"):
+            await e.create_processing(template="test-copy", dest=tmp_path / "other")
+        # create on an existing folder name: one way to change it, `update`.
+        with pytest.raises(InvalidInput, match="processings update my-proc"):
+            await e.create_processing(Path(p.source_dir or ""))
+
+        plan = await e.plan_processing_update("my-proc")
+        assert plan.changes == []
+        toml = Path(p.source_dir or "") / "processing.toml"
+        text = toml.read_text()
+        text = text.replace('version = "0.1.0"', 'version = "0.2.0"')
+        text = text.replace("my-proc:0.1.0", "my-proc:0.2.0")
+        text = text.replace("frameworks = []", 'frameworks = ["onnx"]')
+        text = text.replace('default = "processed"', 'default = "fixed"')
+        text += '\n[[parameters]]\nname = "level"\ntype = "int"\ndefault = 2\nmin = 0\nmax = 9\n'
+        toml.write_text(text)
+        plan = await e.plan_processing_update("my-proc")
+        changes = {c.what: (c.before, c.after) for c in plan.changes}
+        assert changes == {
+            "version": ("0.1.0", "0.2.0"),
+            "image": ("picsellia-tui/my-proc:0.1.0", "picsellia-tui/my-proc:0.2.0"),
+            "parameters.tag": (
+                "str = processed · Tag given to the new version",
+                "str = fixed · Tag given to the new version",
+            ),
+            "parameters.level": ("-", "int = 2 0..9"),
+            "constraints.frameworks": ("-", "onnx"),
+        }
+        assert (await e.processing("my-proc")).version == "0.1.0"  # nothing saved yet
+        # The file changes again after it was shown: what was shown is not saved.
+        toml.write_text(text.replace('version = "0.2.0"', 'version = "0.3.0"'))
+        with pytest.raises(InvalidInput, match="changed since its changes were shown"):
+            await e.update_processing("my-proc", expect_hash=plan.definition_hash)
+        toml.write_text(text)
+        saved = await e.update_processing("my-proc", expect_hash=plan.definition_hash)
+        assert saved.version == "0.2.0" and saved.constraints.frameworks == ["onnx"]
+        assert [x.name for x in saved.parameters] == ["tag", "level"]
+        assert (await e.plan_processing_update("my-proc")).changes == []
+
+        # A broken file: the error names the file and the key, like the command line.
+        toml.write_text(text.replace('task = "MODEL_CONVERSION"', 'task = "NOPE"'))
+        with pytest.raises(DefinitionError, match=r"processing.toml: task: "):
+            await e.plan_processing_update("my-proc")
+        toml.write_text(text.replace('name = "my-proc"', 'name = "renamed"'))
+        with pytest.raises(DefinitionError, match="a processing keeps its name"):
+            await e.plan_processing_update("my-proc")
+
+
+async def test_public_processings_cannot_be_updated_or_removed(tmp_path: Path) -> None:
+    async with Engine(make_settings(tmp_path)) as e:
+        with pytest.raises(InvalidInput, match=r"test-copy is a public processing .*updated"):
+            await e.plan_processing_update("test-copy")
+        with pytest.raises(InvalidInput, match=r"test-copy is a public processing .*removed"):
+            await e.remove_processing("test-copy")
+        image = await e.create_processing(
+            definition={
+                "name": "from-image",
+                "image": "example/x:1",
+                "task": "MODEL_CONVERSION",
+                "command": ["run"],
+            }
+        )
+        with pytest.raises(InvalidInput, match="registered from an image: it has no folder"):
+            await e.plan_processing_update(image.name)
+
+
+async def test_remove_keeps_jobs_and_is_refused_while_a_run_is_active(tmp_path: Path) -> None:
+    s = make_settings(tmp_path)
+    shutil.copytree(s.processings_dir / "test-copy", tmp_path / "mine")
+    toml = tmp_path / "mine" / "processing.toml"
+    toml.write_text(toml.read_text().replace('name = "test-copy"', 'name = "mine"'))
+    async with Engine(s, supervise=True) as e:
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        await e.create_processing(tmp_path / "mine")
+        job = await e.launch("mine", "m/v1", {"lines": 2, "sleep": 30})
+        run_id = (await e.job(job.id)).runs[-1].id
+        await e.wait_run(run_id, lambda r: r.status == "running")
+        with pytest.raises(InvalidInput, match=r"mine has an active run .*cancel it or let it end"):
+            await e.remove_processing("mine")
+        assert "mine" in [p.name for p in await e.processings()]
+        await e.cancel(job.id)
+        await e.wait_run(run_id)
+        removed = await e.remove_processing("mine")
+        assert removed.name == "mine"
+        assert "mine" not in [p.name for p in await e.processings()]
+        with pytest.raises(NotFound, match="'mine' was removed"):
+            await e.launch("mine", "m/v1", {})
+        # Its job and run history stay readable.
+        kept = await e.job(job.id)
+        assert kept.processing == "mine" and kept.status == "killed"
+        assert [j.id for j in await e.jobs()] == [job.id]
+        # The name can be used again by its owner (the old jobs keep their history).
+        again = await e.create_processing(tmp_path / "mine")
+        assert again.id == removed.id and "mine" in [p.name for p in await e.processings()]
+
+
+async def test_remove_is_decided_in_the_write_transaction(tmp_path: Path) -> None:
+    """A run made active by another process just before the removal is seen:
+    the check is inside the IMMEDIATE transaction, not a read before it."""
+    s = make_settings(tmp_path)
+    shutil.copytree(s.processings_dir / "test-copy", tmp_path / "mine")
+    toml = tmp_path / "mine" / "processing.toml"
+    toml.write_text(toml.read_text().replace('name = "test-copy"', 'name = "mine"'))
+    async with Engine(s) as e:  # no scheduler: the run stays pending
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        await e.create_processing(tmp_path / "mine")
+        job = await e.launch("mine", "m/v1", {})
+        with pytest.raises(InvalidInput, match="has an active run"):
+            await e.remove_processing("mine")
+        # The run ends behind the engine's back (another process): removal now passes.
+        con = sqlite3.connect(e.ws.db.path)
+        con.execute("UPDATE run SET status = 'failed' WHERE job_id = ?", (job.id,))
+        con.commit()
+        con.close()
+        await e.remove_processing("mine")
