@@ -59,9 +59,6 @@ class Builds:
     def view(self, build_id: int) -> BuildView:
         return self._get(build_id).view
 
-    def views(self) -> list[BuildView]:
-        return [b.view for b in self._builds.values()]
-
     async def start(
         self,
         tg: TaskGroup,

@@ -19,7 +19,7 @@ import docker
 import docker.errors
 
 from picsellia_tui.engine.executors.base import ExecutorError, ImageMissing
-from picsellia_tui.engine.executors.docker_logs import abort_response
+from picsellia_tui.engine.executors.docker_private import abort_response
 from picsellia_tui.engine.hosts import HostConfig, connect, describe_error, one_line
 
 __all__ = [
