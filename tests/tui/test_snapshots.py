@@ -21,6 +21,7 @@ from textual.widgets import Input
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.help import HelpScreen
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
+from picsellia_tui.tui.dialogs.new_processing import NewProcessingDialog
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.versions import VersionsPane
@@ -157,6 +158,24 @@ def test_help_screen(ws: AppEngineHandle, snap_compare: Any) -> None:
         await ready(pilot)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await settle(pilot)
+
+    assert snap_compare(PicselliaApp(ws, frozen_time=True), terminal_size=SIZE, run_before=before)
+
+
+def test_new_processing_dialog_with_an_error(ws: AppEngineHandle, snap_compare: Any) -> None:
+    """`n`, from an image: the engine's refusal of the name, under the name field."""
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await ready(pilot)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(pilot.app.screen, NewProcessingDialog))
+        dialog = pilot.app.screen
+        await pilot.press("right", "right", "tab", *"Bad Name", "tab", *"example/convert:2")
+        dialog.query_one("#new-image-command", Input).value = "python run.py"
+        dialog.query_one("#new-image-frameworks", Input).value = "onnx"
+        await pilot.press("enter")
+        await until(pilot, lambda: dialog.query_one("#err-new-image-name").has_class("-shown"))
         await settle(pilot)
 
     assert snap_compare(PicselliaApp(ws, frozen_time=True), terminal_size=SIZE, run_before=before)
