@@ -42,6 +42,12 @@ def needs_command(defn: ProcessingDefinition, executor: str) -> str | None:
 def prepare_rerun(s: Session, ws: Workspace, job: Job, *, same_image: bool) -> str:
     """Bring `job` to what its next run will run and return the image reference that
     run asks for. Raises RerunRefused (one line) when it cannot run."""
+    proc = s.get(Processing, job.processing_id)
+    if proc is not None and proc.removed_at is not None:
+        raise RerunRefused(
+            f"processing {proc.name} was removed: job {job.id} stays readable but cannot be "
+            "re-run"
+        )
     if same_image:
         digest = previous_digest(s, job.id or 0)
         if digest is None:
@@ -50,7 +56,6 @@ def prepare_rerun(s: Session, ws: Workspace, job: Job, *, same_image: bool) -> s
                 "(none started on Docker); re-run it without --same-image"
             )
         return digest  # with the definition that ran it, kept on the job
-    proc = s.get(Processing, job.processing_id)
     if proc is None:
         raise RerunRefused(
             f"processing {job.processing_name} no longer exists: job {job.id} stays readable "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from picsellia_tui.engine.core import Engine
-from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound
+from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound, RerunRefused
 from picsellia_tui.engine.events import ProcessingsChanged
 from tests.core.helpers import make_settings, model_file
 
@@ -120,9 +120,12 @@ async def test_remove_keeps_jobs_and_is_refused_while_a_run_is_active(tmp_path: 
         assert "mine" not in [p.name for p in await e.processings()]
         with pytest.raises(NotFound, match="'mine' was removed"):
             await e.launch("mine", "m/v1", {})
-        # Its job and run history stay readable.
+        # Its job and run history stay readable; it is not re-run any more.
         kept = await e.job(job.id)
         assert kept.processing == "mine" and kept.status == "killed"
+        for same_image in (False, True):
+            with pytest.raises(RerunRefused, match="processing mine was removed"):
+                await e.rerun(job.id, same_image=same_image)
         assert [j.id for j in await e.jobs()] == [job.id]
         # The name can be used again by its owner (the old jobs keep their history).
         again = await e.create_processing(tmp_path / "mine")

@@ -153,12 +153,12 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
                     yield _field(
                         "command",
                         Input(
-                            placeholder="(optional)",
+                            placeholder="(optional: empty runs the image's own entrypoint)",
                             id="new-image-command",
                             compact=True,
                             classes="field-input -wide",
                         ),
-                        "empty: the image's own entrypoint runs",
+                        "",
                     )
                     yield _field(
                         "frameworks",
@@ -299,13 +299,11 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
 
 def _field(label: str, widget: Widget, help_text: str) -> Vertical:
     field_id = widget.id or ""
+    row = [Label(label, classes="field-label"), widget]
+    if help_text:  # else the input takes the whole row (paths are long)
+        row.append(Static(Text(help_text, style="dim"), classes="field-help"))
     return Vertical(
-        Horizontal(
-            Label(label, classes="field-label"),
-            widget,
-            Static(Text(help_text, style="dim"), classes="field-help"),
-            classes="field-row",
-        ),
+        Horizontal(*row, classes="field-row"),
         Static("", id=f"err-{field_id}", classes="field-error"),
         classes="field",
     )
