@@ -1,4 +1,4 @@
-"""`picsellia-tui processings list|show|create|build`."""
+"""`picsellia-tui processings list|show|create|update|remove|build`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from picsellia_tui.cli.errors import fail, first_line
 if TYPE_CHECKING:
     from picsellia_tui.engine.core import Engine
 
-processings_app = typer.Typer(help="Processings: list, show, create, build.", no_args_is_help=True)
+processings_app = typer.Typer(
+    help="Processings: list, show, create, update, remove, build.", no_args_is_help=True
+)
 
 
 @processings_app.command("list")
@@ -143,53 +145,96 @@ def processings_create(
     description: Annotated[str, typer.Option("--description")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create (or update) a private processing: from a folder, from the template, or
-    from an existing image."""
-    import shlex
-
+    """Create a private processing: from a folder, from the template, or from an
+    existing image. (An existing one changes with `processings update`.)"""
     from picsellia_tui.cli.output import emit_json
     from picsellia_tui.engine import catalog
 
     async def go(e: Engine) -> Any:
         if image is not None:
-            definition: dict[str, Any] = {
-                "name": name or catalog.name_from_image(image),
-                "image": image,
-                "task": task,
-                "command": shlex.split(command or ""),
-                "output_mode": output_mode or ("none" if picsellia_api else "new_model_version"),
-                "description": description,
-                "constraints": {"frameworks": list(framework or [])},
-            }
-            if entrypoint is not None:
-                definition["entrypoint"] = shlex.split(entrypoint)
-            if picsellia_api:
-                definition["picsellia"] = {"api": True}
-            return await e.create_processing(definition=definition)
-        target = folder
+            return await e.create_processing(
+                definition=catalog.image_definition(
+                    image,
+                    name=name,
+                    task=task,
+                    command=command,
+                    entrypoint=entrypoint,
+                    frameworks=list(framework or []),
+                    output_mode=output_mode,
+                    description=description,
+                    picsellia_api=picsellia_api,
+                )
+            )
         if from_template:
             # `--from-template picsellia-sdk NAME` (a kind, then the name) or the
             # original `--from-template NAME` (the default template).
             kind, new = (from_template, folder) if folder is not None else ("default", None)
-            if kind not in catalog.TEMPLATES:
-                kinds = ", ".join(k for k in catalog.TEMPLATES if k != "default")
-                fail(f"unknown template {kind!r} (templates: {kinds}; or --from-template NAME)")
             new_name = str(new) if new is not None else from_template
-            target = catalog.scaffold(e.ws, new_name, dest, catalog.TEMPLATES[kind])
+            p = await e.create_processing(template=new_name, dest=dest, template_kind=kind)
             print(
-                f"scaffolded {target}: edit main.py, then "
+                f"scaffolded {p.source_dir}: edit main.py, then "
                 f"`picsellia-tui processings build {new_name}`",
                 file=sys.stderr,
             )
-        if target is None:
+            return p
+        if folder is None:
             fail("give a FOLDER, --from-template NAME or --image IMAGE --name NAME")
-        return await e.create_processing(target)
+        return await e.create_processing(folder)
 
     p = with_engine(go)
     if as_json:
         emit_json(p)
     else:
         print(f"private processing {p.name} {p.version} saved (image {p.image})")
+
+
+@processings_app.command("update")
+def processings_update(
+    name: str,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what would change.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Update a private processing from its folder: re-read its processing.toml,
+    print what changes (version, image, parameters, constraints...), save it."""
+    from picsellia_tui.cli.output import emit_json, table
+
+    async def go(e: Engine) -> tuple[Any, Any]:
+        plan = await e.plan_processing_update(name)
+        if dry_run or not plan.changes:
+            return plan, None
+        return plan, await e.update_processing(name, expect_hash=plan.definition_hash)
+
+    plan, saved = with_engine(go)
+    if as_json:
+        emit_json({"changes": plan.changes, "saved": saved is not None, "processing": saved})
+        return
+    if not plan.changes:
+        print(f"{plan.name}: nothing to update ({plan.folder}/processing.toml says what is saved)")
+        return
+    table(
+        ["changes", "saved now", "processing.toml"],
+        [[c.what, c.before, c.after] for c in plan.changes],
+    )
+    n = len(plan.changes)
+    if saved is None:
+        print(f"{plan.name}: {n} change{'s' if n != 1 else ''} not saved (--dry-run)")
+    else:
+        print(f"{saved.name} {saved.version} updated ({n} change{'s' if n != 1 else ''})")
+
+
+@processings_app.command("remove")
+def processings_remove(name: str, as_json: JsonOpt = False) -> None:
+    """Remove a private processing: it leaves the list and cannot be launched; its
+    jobs and their history stay. Refused while one of its runs is active."""
+    from picsellia_tui.cli.output import emit_json
+
+    p = with_engine(lambda e: e.remove_processing(name))
+    if as_json:
+        emit_json(p)
+    else:
+        print(f"{p.name} removed; its jobs stay in the history (its folder and image are kept)")
 
 
 @processings_app.command("build")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,45 @@ def create_private(
         s.add(row)
         s.flush()
         return row
+
+
+def image_definition(
+    image: str,
+    *,
+    name: str | None = None,
+    task: str = "MODEL_CONVERSION",
+    target_type: str = "model_version",
+    command: str | None = None,
+    entrypoint: str | None = None,
+    frameworks: list[str] | None = None,
+    output_mode: str | None = None,
+    description: str = "",
+    picsellia_api: bool = False,
+) -> dict[str, Any]:
+    """The definition of a processing registered from an image, from what a user
+    types (the command line's options, the app's form): the command and entrypoint
+    as shell words, the name the image's when not given. Validated by the engine."""
+    try:
+        words = shlex.split(command or "")
+        entry = shlex.split(entrypoint) if entrypoint is not None else None
+    except ValueError as exc:
+        raise InvalidInput(f"command: {exc}", "command") from None
+    definition: dict[str, Any] = {
+        "name": name or name_from_image(image),
+        "image": image,
+        "task": task,
+        "target_type": target_type,
+        "command": words,
+        # Served Picsellia's API, an SDK image writes through it: no output by default.
+        "output_mode": output_mode or ("none" if picsellia_api else "new_model_version"),
+        "description": description,
+        "constraints": {"frameworks": [f.strip() for f in frameworks or [] if f.strip()]},
+    }
+    if entry is not None:
+        definition["entrypoint"] = entry
+    if picsellia_api:
+        definition["picsellia"] = {"api": True}
+    return definition
 
 
 def name_from_image(image: str) -> str:

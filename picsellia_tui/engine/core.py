@@ -209,9 +209,10 @@ class Engine:
         definition: dict[str, Any] | None = None,
         template: str | None = None,
         dest: Path | None = None,
+        template_kind: str = "default",
     ) -> ProcessingView:
         return await self.registry.create_processing(
-            folder, definition=definition, template=template, dest=dest
+            folder, definition=definition, template=template, dest=dest, template_kind=template_kind
         )
 
     async def plan_processing_update(self, name: str) -> ProcessingUpdate:

@@ -70,10 +70,11 @@ class Registry:
         definition: dict[str, Any] | None = None,
         template: str | None = None,
         dest: Path | None = None,
+        template_kind: str = "default",
     ) -> ProcessingView:
-        """A private processing from a folder (processing.toml + Dockerfile), from
-        the template (a new folder `dest/template`), or from a definition naming an
-        existing image (no folder: nothing to build)."""
+        """A private processing from a folder (processing.toml + Dockerfile), from a
+        template (a new folder `dest/template`; `template_kind` picks which), or
+        from a definition naming an existing image (no folder: nothing to build)."""
         ws = self.rt.ws
 
         def go() -> ProcessingView:
@@ -84,8 +85,17 @@ class Registry:
 
                 defn = validate_definition(definition, "processing from an image")
             elif template is not None:
+                if template_kind not in catalog.TEMPLATES:
+                    kinds = ", ".join(k for k in catalog.TEMPLATES if k != "default")
+                    raise InvalidInput(
+                        f"unknown template {template_kind!r} (templates: {kinds}; "
+                        "or --from-template NAME)",
+                        "template",
+                    )
                 catalog.check_name_free(ws, template)
-                target = catalog.scaffold(ws, template, dest or Path("."))
+                target = catalog.scaffold(
+                    ws, template, dest or Path("."), catalog.TEMPLATES[template_kind]
+                )
             elif folder is None:
                 raise InvalidInput("give a folder, a template name or an image", "folder")
             row = catalog.create_private(ws, folder=target, defn=defn)

@@ -45,8 +45,7 @@ def prepare_rerun(s: Session, ws: Workspace, job: Job, *, same_image: bool) -> s
     proc = s.get(Processing, job.processing_id)
     if proc is not None and proc.removed_at is not None:
         raise RerunRefused(
-            f"processing {proc.name} was removed: job {job.id} stays readable but cannot be "
-            "re-run"
+            f"processing {proc.name} was removed: job {job.id} stays readable but cannot be re-run"
         )
     if same_image:
         digest = previous_digest(s, job.id or 0)

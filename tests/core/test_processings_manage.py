@@ -151,3 +151,62 @@ async def test_remove_is_decided_in_the_write_transaction(tmp_path: Path) -> Non
         con.commit()
         con.close()
         await e.remove_processing("mine")
+
+
+def test_command_line_update_and_remove(tmp_path: Path) -> None:
+    """`processings update` prints the changes before saving them (--dry-run saves
+    nothing); `processings remove` says what stays; refusals are one line, exit 2."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    s = make_settings(tmp_path)
+    shutil.copytree(TEMPLATE, s.processings_dir / "_template")
+    exe = Path(sys.executable).parent / "picsellia-tui"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICSELLIA_TUI_")}
+    env.update(
+        PICSELLIA_TUI_DATA_DIR=str(s.data_dir),
+        PICSELLIA_TUI_EXECUTOR="process",
+        PICSELLIA_TUI_PROCESSINGS_DIR=str(s.processings_dir),
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(exe), *args], capture_output=True, text=True, env=env, timeout=120
+        )
+
+    p = cli("processings", "create", "--from-template", "my-proc", "--dest", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    again = cli("processings", "create", str(tmp_path / "my-proc"))
+    assert again.returncode == 2
+    assert again.stderr == (
+        "error: a processing named 'my-proc' already exists; update it from its folder: "
+        "picsellia-tui processings update my-proc\n"
+    )
+    p = cli("processings", "update", "my-proc")
+    assert p.returncode == 0 and "nothing to update" in p.stdout
+    toml = tmp_path / "my-proc" / "processing.toml"
+    toml.write_text(toml.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+    p = cli("processings", "update", "my-proc", "--dry-run")
+    assert p.returncode == 0, p.stderr
+    assert "version" in p.stdout and "0.1.0" in p.stdout and "0.2.0" in p.stdout
+    assert "1 change not saved (--dry-run)" in p.stdout
+    shown = json.loads(cli("processings", "show", "my-proc", "--json").stdout)
+    assert shown["version"] == "0.1.0"
+    p = cli("processings", "update", "my-proc", "--json")
+    data = json.loads(p.stdout)
+    assert data["saved"] and data["changes"] == [
+        {"what": "version", "before": "0.1.0", "after": "0.2.0"}
+    ]
+    assert json.loads(cli("processings", "show", "my-proc", "--json").stdout)["version"] == "0.2.0"
+
+    p = cli("processings", "remove", "test-copy")
+    assert p.returncode == 2 and p.stderr == (
+        "error: test-copy is a public processing (bundled with the app, read-only): "
+        "it cannot be removed\n"
+    )
+    p = cli("processings", "remove", "my-proc")
+    assert p.returncode == 0 and "my-proc removed; its jobs stay in the history" in p.stdout
+    names = [x["name"] for x in json.loads(cli("processings", "list", "--json").stdout)]
+    assert "my-proc" not in names and "test-copy" in names

@@ -156,7 +156,7 @@ def test_private_processing_create_build_launch(cli: Cli, proc_name: str, tmp_pa
     text = toml.read_text()
     assert "frameworks = []" in text
     toml.write_text(text.replace("frameworks = []", 'frameworks = ["onnx"]', 1))
-    cli.ok("processings", "create", str(folder))
+    cli.ok("processings", "update", proc_name)
     jobs_before = cli.json("jobs", "list")
     p = cli("launch", proc_name, "m/tf1", "--wait", timeout=120)
     assert p.returncode != 0

@@ -9,7 +9,6 @@ it names (the dialog has no rules of its own).
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -205,20 +204,16 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
                 "template": self._value("new-template-name"),
                 "dest": Path(dest).expanduser() if dest else Path.cwd(),
             }
-        frameworks = [f.strip() for f in self._value("new-image-frameworks").split(",")]
-        try:
-            command = shlex.split(self._value("new-image-command"))
-        except ValueError as exc:
-            raise InvalidInput(f"command: {exc}", "command") from None
-        definition: dict[str, Any] = {
-            "name": self._value("new-image-name"),
-            "image": self._value("new-image-ref"),
-            "task": self._value("new-image-task"),
-            "target_type": self._value("new-image-target"),
-            "constraints": {"frameworks": [f for f in frameworks if f]},
-        }
-        if command:
-            definition["command"] = command
+        from picsellia_tui.engine.catalog import image_definition
+
+        definition = image_definition(
+            self._value("new-image-ref"),
+            name=self._value("new-image-name") or None,
+            task=self._value("new-image-task"),
+            target_type=self._value("new-image-target"),
+            command=self._value("new-image-command"),
+            frameworks=self._value("new-image-frameworks").split(","),
+        )
         return {"definition": definition}
 
     # -- creating ----------------------------------------------------------------------
