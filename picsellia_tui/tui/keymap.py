@@ -67,7 +67,10 @@ def _own(cls: type, *, skip_forwarded: bool = True) -> tuple[Binding, ...]:
 
 
 def sections() -> list[Section]:
+    from picsellia_tui.tui.dialogs.build import BuildDialog
     from picsellia_tui.tui.dialogs.launch import LaunchDialog
+    from picsellia_tui.tui.dialogs.new_processing import NewProcessingDialog
+    from picsellia_tui.tui.dialogs.update_processing import UpdateProcessingDialog
     from picsellia_tui.tui.widgets.jobs import JobsPane
     from picsellia_tui.tui.widgets.jobs_table import JobsTable
     from picsellia_tui.tui.widgets.log_view import LogView
@@ -91,6 +94,11 @@ def sections() -> list[Section]:
         Section("Jobs (3)", "jobs", "JobsPane", _own(JobsTable) + _own(JobsPane)),
         Section("Log pane (Jobs tab)", "jobs", "#job-log", _own(LogView)),
         Section("Launch dialog", None, "LaunchDialog", _own(LaunchDialog)),
+        Section(
+            "New processing dialog (n)", None, "NewProcessingDialog", _own(NewProcessingDialog)
+        ),
+        Section("Update dialog (u)", None, "UpdateProcessingDialog", _own(UpdateProcessingDialog)),
+        Section("Build dialog (b)", None, "BuildDialog", _own(BuildDialog)),
     ]
 
 
@@ -121,8 +129,8 @@ def palette_entries(app: App[Any]) -> list[PaletteEntry]:
     out: list[PaletteEntry] = []
     runner = getattr(app, "run_view_action", None)
     for s in sections():
-        if s.title.startswith("Launch dialog"):
-            continue
+        if s.tab is None and s.selector is not None:
+            continue  # a dialog's keys: they work in the dialog only
         seen = set()
         for b in s.bindings:
             if b.action in seen or b.action in ("select_cursor", "command_palette"):

@@ -114,7 +114,7 @@ async def test_rerun_takes_the_updated_definition(tmp_path: Path) -> None:
         _edit(folder, 'version = "1.0.0"', 'version = "1.1.0"')
         toml = folder / "processing.toml"
         toml.write_text(toml.read_text() + NEW_PARAM)
-        await e.create_processing(folder)
+        await e.update_processing("my-copy")
         run = await e.wait_run((await e.rerun(job.id)).id)
         assert run.status == "succeeded", run.error_summary
         j = await e.job(job.id)
@@ -150,7 +150,7 @@ async def test_rerun_refuses_parameters_the_new_spec_rejects(
             toml.write_text(toml.read_text() + REQUIRED)
         else:
             _edit(folder, *edit)
-        await e.create_processing(folder)
+        await e.update_processing("my-copy")
         with pytest.raises(RerunRefused) as info:
             await e.rerun(job.id)
         message = str(info.value)
