@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
 # The newest migration (storage/migrations/versions); a test keeps them in step.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 _IMMEDIATE = "picsellia_immediate"
 
 
