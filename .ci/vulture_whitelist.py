@@ -26,11 +26,14 @@ _.tb
 _.exc_type  # __exit__ signature
 _.dotenv_settings  # pydantic-settings' settings_customise_sources signature
 _.file_secret_settings
+_.capture_signals  # uvicorn calls Server.capture_signals (overridden: the engine owns the signals)
+_.should_exit  # uvicorn reads it (set to stop the local Picsellia API server)
+_.chunk_size  # Starlette's FileResponse reads it (1 MiB for blobs of the local Picsellia API)
 
 # -- attributes written for their effect on a library object
 _.ir_version  # onnx model header (demo/models.py)
 _.compress_type  # zipfile.ZipInfo (demo/models.py)
-_.gname
+_.gname  # tarfile.TarInfo header field (docker_executor.py)
 _.isolation_level  # sqlite3 connection: SQLAlchemy emits BEGIN itself (storage/db.py)
 _.virtual_size  # Textual scroll geometry (log_view.py)
 _.highlighted  # Textual OptionList cursor (launch dialog)
@@ -71,10 +74,3 @@ _.wait_for_lines  # storage/logfile.py
 _.copy_to  # storage/blobs.py
 _.sync  # storage/logfile.py LogWriter.sync: nothing calls it
 _.work_dir  # RunSpec.work_dir: the engine sets it, no executor reads it
-
-# uvicorn calls Server.capture_signals (overridden: the engine owns the signals) and
-# reads should_exit (set to stop the local Picsellia API server).
-_.capture_signals
-_.should_exit
-# Starlette's FileResponse reads chunk_size (1 MiB for blobs served by the local Picsellia API).
-_.chunk_size
