@@ -42,7 +42,6 @@ _.search_pattern  # reactive: setting it repaints the log view
 
 # -- enum members and dataclass fields read by value or by callers outside the package
 _.MODEL_COMPRESSION  # storage/domain.py task and target enums: parsed from processing.toml
-_.MODEL_CONVERSION
 _.AUTO_TAGGING
 _.PRE_ANNOTATION
 _.DATA_AUGMENTATION
