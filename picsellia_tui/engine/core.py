@@ -100,6 +100,10 @@ class Engine:
     ) -> None:
         assert self._tg is not None and self._stack is not None
         supervised = list(self.scheduler.supervised)  # cancelling empties it
+        # The local Picsellia API first, while its task still runs: runs going on
+        # without us see refused connections (retried), never a half-alive server.
+        with anyio.CancelScope(shield=True):
+            await self.api.aclose()
         self._tg.cancel_scope.cancel()
         # The caller's own exception propagates as it is (not wrapped in a group).
         await self._stack.__aexit__(None, None, None)
@@ -107,8 +111,6 @@ class Engine:
         if supervised:
             with anyio.CancelScope(shield=True):
                 await self.rt.db(lambda: self._release(supervised))
-        with anyio.CancelScope(shield=True):
-            await self.api.aclose()
         await self.rt.close_executors()
         self.events.close()
         self.ws.close()

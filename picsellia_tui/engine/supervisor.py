@@ -38,9 +38,11 @@ class RunSupervisor:
         self.rt = rt
 
     async def supervise(self, run_id: int) -> None:
+        cancelled = False
         try:
             await self._supervise_inner(run_id)
         except anyio.get_cancelled_exc_class():
+            cancelled = True
             # Cancelled with the run: a cancel while it was being started ends it
             # `killed` and drops its lease, so the heartbeat stops us mid-start.
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
@@ -57,7 +59,11 @@ class RunSupervisor:
             with anyio.CancelScope(shield=True):
                 await self._fail(run_id, reason)
         finally:
-            self.rt.api.revoke(run_id)  # ended (or not ours): the token stops working
+            # Ended: the token stops working. Not when cancelled (the engine leaves,
+            # the run goes on): its calls are then refused at the connection, which
+            # the SDK retries, until the next engine serves the same token.
+            if not cancelled:
+                self.rt.api.revoke(run_id)
 
     async def _transition(
         self, run_id: int, new: RunStatus, reason: str | None = None, **fields: Any

@@ -126,3 +126,37 @@ async def test_api_reachable_from_its_run_only(
         await e.cancel(job.id)
         r = await e.wait_run(job.runs[0].id)
         assert r.status == "killed"
+
+
+@pytest.mark.slow
+async def test_engine_restart_mid_run_keeps_the_api(sdk_image: str, tmp_path: Path) -> None:
+    """The engine leaves while an API run goes on (app closed, engine idle exit,
+    crash): the next engine serves the same token at the same place and the run
+    finishes through the API."""
+    from picsellia_tui.storage.logfile import LogReader
+    from tests.picsellia_sdk import MARK, checks
+
+    s = make_settings(tmp_path, executor="docker")
+    add_sdk_processing(s.processings_dir)
+    async with Engine(s, supervise=True) as e:
+        src = tmp_path / "model.onnx"
+        src.write_bytes(b"x" * 100)
+        await e.import_version("m", "v1", [src], framework="onnx")
+        job = await e.launch("test-sdk", "m/v1", {"lines": "3000"})
+        run = await e.wait_run(job.runs[0].id, lambda r: r.status == "running")
+        with anyio.move_on_after(60):
+            while (
+                sum(1 for r in LogReader(Path(run.log_path)).records(0) if r.stream == "api") < 50
+            ):
+                await anyio.sleep(0.1)
+        texts = [r.text for r in LogReader(Path(run.log_path)).records(0)]
+        assert sum(1 for t in texts if t.startswith(MARK)) >= 50, (await e.run(run.id), texts)
+    async with Engine(s, supervise=True) as e2:
+        with anyio.fail_after(180):
+            run = await e2.wait_run(job.runs[0].id)
+        records = LogReader(Path(run.log_path)).records(0, 10_000)
+        assert run.status == "succeeded", "\n".join([r.text for r in records][-12:])
+        assert checks([r.text for r in records])["status"] == ["RUNNING", "SUCCEEDED"]
+        lines = [r.text.removeprefix(MARK) for r in records if r.stream == "api"]
+        numbered = [int(t.split()[-1]) for t in lines if t.startswith("api line ")]
+        assert numbered == list(range(3000))  # in order, none lost, none twice

@@ -58,7 +58,7 @@ class ApiRuns:
     def service(self) -> ApiService | None:
         return self._service
 
-    async def _start(self) -> ApiService:
+    def _made(self) -> ApiService:
         if self._service is None:
             from picsellia_tui.engine.picsellia_api.server import ApiService
 
@@ -66,7 +66,6 @@ class ApiRuns:
             self._service = ApiService(
                 ws, self._organization, self, key=ws.derive_key("picsellia-api-tokens")
             )
-        await self._service.start(self._task_group())
         return self._service
 
     async def created_version(self, run: Run, job: Job) -> int | None:
@@ -92,8 +91,7 @@ class ApiRuns:
         """The run's grant (made again after an engine restart: same token), where
         the API is, and the environment Picsellia's SDK and templates read."""
         assert run.id is not None and job.id is not None
-        service = await self._start()
-        assert service.endpoint is not None
+        service = self._made()
         run_id, job_id, target = run.id, job.id, job.target_version_id
 
         def q() -> tuple[int, set[int]]:
@@ -123,7 +121,10 @@ class ApiRuns:
             "organization_name": service.store.org_name,
             "job_id": service.ids.encode("job", job_id),
         }
-        return ApiAccess(service.endpoint.socket_dir, service.endpoint.tcp_url), env
+        # Served only once the grant exists: a run re-adopted by a new engine must
+        # never get a 403 for a token that is about to be valid again.
+        endpoint = await service.start(self._task_group())
+        return ApiAccess(endpoint.socket_dir, endpoint.tcp_url), env
 
     # ------------------------------------------------------------------ log lines
 

@@ -60,6 +60,7 @@ class ApiService:
         self.api = PicselliaApi(self.store, self.ids, self.grants, hooks)
         self._key = key
         self._server: _Server | None = None
+        self._served = anyio.Event()  # set once the server has stopped
         self._lock = anyio.Lock()
         self.endpoint: ApiEndpoint | None = None
         self._dir: Path | None = None
@@ -113,12 +114,18 @@ class ApiService:
         finally:
             for s in sockets:
                 s.close()
+            self._served.set()
 
     async def stop(self, keep_dir: bool = True) -> None:
         """Stop serving. `keep_dir=False` when no run of the workspace is active:
         then no relay has the folder mounted and it goes too."""
         if self._server is not None:
+            # A graceful shutdown closes the kept-alive connections too (cancelling
+            # the task would leave them answering on a loop that goes on).
             self._server.should_exit = True
+            with anyio.move_on_after(5):
+                await self._served.wait()
+            self._server = None
         if self._dir is not None:
             (self._dir / SOCKET_NAME).unlink(missing_ok=True)
             if not keep_dir:
