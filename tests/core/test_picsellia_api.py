@@ -101,7 +101,9 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with Engine(s, supervise=False) as e, anyio.create_task_group() as tg:
         run_id, job_id, vid, mid, created = await _launch(e, tmp_path, "m")
         run2, job2, vid2, mid2, created2 = await _launch(e, tmp_path, "other")
-        service = ApiService(e.ws, s.organization, hooks, key=b"k" * 32)
+        service = ApiService(
+            e.ws, s.organization, hooks, key=b"k" * 32, quota_bytes=40 * 1024 * 1024
+        )
         endpoint = await service.start(tg)
         token = service.grant(
             run_id=run_id, job_id=job_id, target_version_id=vid, model_id=mid, created_at=created
@@ -311,3 +313,18 @@ async def test_sdk_processing_end_to_end_on_process_executor(tmp_path: Path) -> 
     add_sdk_processing(s.processings_dir)
     async with Engine(s, supervise=True) as e:
         await run_sdk_suite(e, tmp_path)
+
+
+async def test_uploads_are_bounded_by_the_outputs_quota(api: Api) -> None:
+    big = api.tmp / "big.bin"
+    big.write_bytes(b"\x01" * (26 * 1024 * 1024))
+
+    def go() -> None:
+        c = api.client()
+        mv = c.get_model_version_by_id(api.target_uuid)
+        new = c.get_model_by_id(mv.origin_id).create_version(name="v1-quota")
+        new.store("first", big)  # 26 MiB of the test's 40 MiB quota
+        with pytest.raises(Exception, match=r"413|at most"):
+            new.store("second", big)
+
+    await api.sdk(go)

@@ -55,8 +55,11 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class PicselliaApi:
-    def __init__(self, store: Store, ids: Ids, grants: GrantTable, hooks: Hooks) -> None:
+    def __init__(
+        self, store: Store, ids: Ids, grants: GrantTable, hooks: Hooks, quota_bytes: int
+    ) -> None:
         self.store = store
+        self.quota_bytes = quota_bytes  # a run uploads at most this much (as its outputs)
         self.ids = ids
         self.grants = grants
         self.hooks = hooks
@@ -405,6 +408,11 @@ class PicselliaApi:
 
     # --------------------------------------------- presigned URLs (no auth header)
 
+    def _count(self, grant: Grant, size: int) -> None:
+        grant.uploaded += size
+        if grant.uploaded > self.quota_bytes:
+            raise ApiError(413, f"this run may upload at most {self.quota_bytes} bytes")
+
     def _signed(self, request: Request, method: str) -> tuple[Grant, str]:
         obj = request.path_params["obj"]
         gid = self.signer.check(method, obj, dict(request.query_params))
@@ -442,6 +450,7 @@ class PicselliaApi:
                 upload = form.get("file")
                 if upload is None or isinstance(upload, str):
                     raise ApiError(400, "the form has no file")
+                self._count(grant, upload.size or 0)
                 await self._sync(staging.put, obj, upload.file, blobs)
         except ApiError as exc:
             return _error(exc.status, exc.message)
@@ -460,6 +469,7 @@ class PicselliaApi:
                 chunks: list[bytes] = []
                 held = 0
                 async for chunk in request.stream():
+                    self._count(grant, len(chunk))
                     chunks.append(chunk)
                     held += len(chunk)
                     if held >= _WRITE_CHUNK:

@@ -42,6 +42,7 @@ class Grant:
     gid: str = ""  # public id of the grant in signed storage URLs (not the token)
     created_versions: set[int] = field(default_factory=set)
     reported: str | None = None  # last status the processing reported
+    uploaded: int = 0  # bytes received for this run (bounded by the outputs quota)
 
     def readable(self, version_id: int) -> bool:
         return version_id == self.target_version_id or version_id in self.created_versions

@@ -64,7 +64,11 @@ class ApiRuns:
 
             ws = self._owner.ws
             self._service = ApiService(
-                ws, self._organization, self, key=ws.derive_key("picsellia-api-tokens")
+                ws,
+                self._organization,
+                self,
+                key=ws.derive_key("picsellia-api-tokens"),
+                quota_bytes=ws.settings.output_quota_bytes,
             )
         return self._service
 

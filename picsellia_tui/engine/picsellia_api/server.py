@@ -52,12 +52,14 @@ class _Server(uvicorn.Server):
 
 
 class ApiService:
-    def __init__(self, ws: Workspace, organization: str, hooks: Hooks, key: bytes) -> None:
+    def __init__(
+        self, ws: Workspace, organization: str, hooks: Hooks, key: bytes, quota_bytes: int
+    ) -> None:
         self.ws = ws
         self.ids = Ids(ws.workspace_id)
         self.store = Store(ws, self.ids, organization)
         self.grants = GrantTable()
-        self.api = PicselliaApi(self.store, self.ids, self.grants, hooks)
+        self.api = PicselliaApi(self.store, self.ids, self.grants, hooks, quota_bytes)
         self._key = key
         self._server: _Server | None = None
         self._served = anyio.Event()  # set once the server has stopped
@@ -161,6 +163,7 @@ class ApiService:
         if existing is not None:
             grant.created_versions |= existing.created_versions
             grant.reported = existing.reported
+            grant.uploaded = existing.uploaded
         self.grants.add(grant, token)
         return token
 
