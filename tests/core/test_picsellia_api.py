@@ -328,3 +328,30 @@ async def test_uploads_are_bounded_by_the_outputs_quota(api: Api) -> None:
             new.store("second", big)
 
     await api.sdk(go)
+
+
+async def test_process_run_goes_on_through_an_engine_restart(tmp_path: Path) -> None:
+    """The engine leaves while a process run posts to the API; the next engine
+    serves the same token on the same loopback port and the run ends well."""
+    from picsellia_tui.storage.logfile import LogReader
+    from tests.picsellia_sdk import MARK
+
+    s = make_settings(tmp_path)
+    add_sdk_processing(s.processings_dir)
+    src = tmp_path / "model.onnx"
+    src.write_bytes(MODEL_BYTES)
+    async with Engine(s, supervise=True) as e:
+        await e.import_version("m", "v1", [src], framework="onnx")
+        job = await e.launch("test-sdk", "m/v1", {"lines": "3000"})
+        run = await e.wait_run(job.runs[0].id, lambda r: r.status == "running")
+        with anyio.fail_after(60):
+            while sum(r.stream == "api" for r in LogReader(Path(run.log_path)).records(0)) < 50:
+                await anyio.sleep(0.05)
+    async with Engine(s, supervise=True) as e2:
+        with anyio.fail_after(120):
+            run = await e2.wait_run(job.runs[0].id)
+        records = LogReader(Path(run.log_path)).records(0, 10_000)
+        assert run.status == "succeeded", [r.text for r in records][-12:]
+        lines = [r.text.removeprefix(MARK) for r in records if r.stream == "api"]
+        numbered = [int(t.split()[-1]) for t in lines if t.startswith("api line ")]
+        assert numbered == list(range(3000))

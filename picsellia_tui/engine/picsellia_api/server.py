@@ -35,6 +35,7 @@ from picsellia_tui.engine.picsellia_api.store import Store
 from picsellia_tui.engine.workspace import Workspace
 
 SOCKET_NAME = "api.sock"
+PORT_FILE = "port"  # the loopback port, reused by the next engine when it is free
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,10 @@ class ApiService:
             # (it checks sock.proto) and every answer waits ~40 ms for a delayed ACK.
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.bind(("127.0.0.1", 0))
+            _bind_loopback(tcp, self._dir / PORT_FILE)
             tcp.listen(128)
             port = tcp.getsockname()[1]
+            (self._dir / PORT_FILE).write_text(str(port))
             config = uvicorn.Config(
                 self.api.app,
                 log_config=None,
@@ -131,6 +133,7 @@ class ApiService:
         if self._dir is not None:
             (self._dir / SOCKET_NAME).unlink(missing_ok=True)
             if not keep_dir:
+                (self._dir / PORT_FILE).unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     self._dir.rmdir()
 
@@ -173,6 +176,15 @@ class ApiService:
         if grant is not None:
             shutil.rmtree(grant.staging, ignore_errors=True)
         return grant
+
+
+def _bind_loopback(sock: socket.socket, port_file: Path) -> None:
+    """The port the last engine of this workspace used, when free: process runs
+    that outlived it have it in their `host`; else any free port."""
+    with contextlib.suppress(OSError, ValueError):
+        sock.bind(("127.0.0.1", int(port_file.read_text())))
+        return
+    sock.bind(("127.0.0.1", 0))
 
 
 def private_dir(path: Path) -> Path:
