@@ -272,18 +272,24 @@ def definition_changes(
                             after=_param_text(now) if now else "-",
                         )
                     )
-        elif isinstance(b[key], dict):
+        elif isinstance(b[key], dict) and isinstance(a.get(key) or {}, dict):
+            was = a.get(key) or {}
             for sub in b[key]:
-                if a[key].get(sub) != b[key][sub]:
+                if was.get(sub) != b[key][sub]:
                     out.append(
                         ProcessingChange(
                             what=f"{key}.{sub}",
-                            before=_shown(a[key].get(sub)),
+                            before=_shown(was.get(sub)),
                             after=_shown(b[key][sub]),
                         )
                     )
         elif a.get(key) != b[key]:
-            out.append(ProcessingChange(what=key, before=_shown(a.get(key)), after=_shown(b[key])))
+            if key in ("command", "entrypoint"):  # shell words, as typed
+                before = shlex.join(a.get(key) or []) or "-"
+                after = shlex.join(b[key] or []) or "-"
+            else:
+                before, after = _shown(a.get(key)), _shown(b[key])
+            out.append(ProcessingChange(what=key, before=before, after=after))
     return out
 
 

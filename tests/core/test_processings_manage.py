@@ -71,6 +71,18 @@ async def test_create_from_the_template_then_update_shows_the_changes(tmp_path: 
         assert saved.version == "0.2.0" and saved.constraints.frameworks == ["onnx"]
         assert [x.name for x in saved.parameters] == ["tag", "level"]
         assert (await e.plan_processing_update("my-proc")).changes == []
+        # Sections and optional keys that were not there before.
+        toml.write_text(text + "\n[picsellia]\napi = true\n")
+        toml.write_text(
+            toml.read_text().replace('command = ["python", "main.py"]', 'entrypoint = ["python"]')
+        )
+        changes = {
+            c.what: (c.before, c.after) for c in (await e.plan_processing_update("my-proc")).changes
+        }
+        assert changes["picsellia.api"] == ("no", "yes")
+        assert changes["entrypoint"] == ("-", "python")
+        assert changes["command"] == ("python main.py", "-")
+        toml.write_text(text)
 
         # A broken file: the error names the file and the key, like the command line.
         toml.write_text(text.replace('task = "MODEL_CONVERSION"', 'task = "NOPE"'))
