@@ -260,10 +260,10 @@ def definition_changes(
     out: list[ProcessingChange] = []
     for key in b:
         if key == "parameters":
-            before = {p["name"]: p for p in a[key]}
-            after = {p["name"]: p for p in b[key]}
-            for name in [*before, *(n for n in after if n not in before)]:
-                was, now = before.get(name), after.get(name)
+            old_specs = {p["name"]: p for p in a[key]}
+            new_specs = {p["name"]: p for p in b[key]}
+            for name in [*old_specs, *(n for n in new_specs if n not in old_specs)]:
+                was, now = old_specs.get(name), new_specs.get(name)
                 if was != now:
                     out.append(
                         ProcessingChange(
@@ -273,13 +273,13 @@ def definition_changes(
                         )
                     )
         elif isinstance(b[key], dict) and isinstance(a.get(key) or {}, dict):
-            was = a.get(key) or {}
+            section = a.get(key) or {}
             for sub in b[key]:
-                if was.get(sub) != b[key][sub]:
+                if section.get(sub) != b[key][sub]:
                     out.append(
                         ProcessingChange(
                             what=f"{key}.{sub}",
-                            before=_shown(was.get(sub)),
+                            before=_shown(section.get(sub)),
                             after=_shown(b[key][sub]),
                         )
                     )
