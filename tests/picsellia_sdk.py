@@ -99,6 +99,7 @@ async def run_sdk_suite(e: Engine, tmp: Path, *, big_mb: int = 0) -> None:
     new = await e.version("m/v1-sdk")
     assert new.origin_job_id == job.id and new.parent == "m/v1"
     assert run.output_version_id == new.id  # the run's output: the version it created
+    assert (await e.job(job.id)).output_label == "(versions it makes via the Picsellia API)"
     files = {f.path: f for f in new.files}
     assert "small.txt" in files
     if big_mb:

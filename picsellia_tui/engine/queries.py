@@ -206,6 +206,7 @@ def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:
         parameters=masked(specs, j.parameters),
         output_version_name=j.output_version_name,
         output_mode=str(j.processing_snapshot.get("output_mode", "new_model_version")),
+        picsellia_api=bool((j.processing_snapshot.get("picsellia") or {}).get("api")),
         image_ref=j.image_ref,
         executor=j.executor,
         host=j.host,

@@ -146,6 +146,7 @@ class JobView(BaseModel):
     parameters: dict[str, Any]  # secrets masked
     output_version_name: str | None
     output_mode: str = "new_model_version"
+    picsellia_api: bool = False  # its processing stores its versions through the API
     image_ref: str
     executor: str
     host: str
@@ -165,6 +166,8 @@ class JobView(BaseModel):
         """What the job writes: its new version's name, or what it does instead."""
         if self.output_mode == "update_input":
             return "(updates the input)"
+        if self.output_mode == "none" and self.picsellia_api:
+            return "(versions it makes via the Picsellia API)"
         if self.output_mode == "none":
             return "(no output version)"
         return self.output_version_name or "(a new version)"
