@@ -30,6 +30,7 @@ TARGETS = {
     "cost": ("6", "bench.t6_cost", True),
     "scheduler": ("7", "bench.t7_scheduler", True),
     "picsellia-api": ("8", "bench.t8_picsellia_api", True),
+    "reads": ("9", "bench.t9_reads", False),
 }
 
 
@@ -118,7 +119,7 @@ def main() -> None:
     for want in args.targets or list(TARGETS):
         match = [k for k, (num, _, _) in TARGETS.items() if want in (k, num)]
         if not match:
-            ap.error(f"unknown target {want!r}; choose from {', '.join(TARGETS)} or 1-8")
+            ap.error(f"unknown target {want!r}; choose from {', '.join(TARGETS)} or 1-9")
         chosen += match
     has_docker = docker_ok()
     print(machine(), flush=True)

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from picsellia_tui.storage.domain import (
     RunStatus,
     Visibility,
 )
+from picsellia_tui.storage.lightread import CATALOG_SYNCED_AT
 from picsellia_tui.storage.models import (
     Job,
+    Meta,
     Model,
     ModelVersion,
     Processing,
@@ -85,6 +88,7 @@ def sync_public(ws: Workspace) -> tuple[list[str], list[str]]:
     Idempotent; a changed definition updates its row; a broken one is reported and
     skipped without touching the others.
     """
+    started = time.time()  # before reading: an edit from now on is newer
     loaded: list[tuple[Path, ProcessingDefinition]] = []
     errors: list[str] = []
     for folder in bundled_folders(ws.settings.processings_dir):
@@ -121,6 +125,11 @@ def sync_public(ws: Workspace) -> tuple[list[str], list[str]]:
             _apply(row, defn, digest)
             s.add(row)
             names.append(defn.name)
+        # The light read path (storage/lightread.py) trusts the synced rows only
+        # while no processing.toml is newer than this.
+        mark = s.get(Meta, CATALOG_SYNCED_AT) or Meta(key=CATALOG_SYNCED_AT, value="")
+        mark.value = repr(started)
+        s.add(mark)
     return names, errors
 
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     lease_timeout_seconds: float = Field(default=15.0, ge=2)
     heartbeat_seconds: float = Field(default=3.0, gt=0)
     reconcile_seconds: float = Field(default=30.0, gt=0)
+    engine_idle_seconds: float = Field(default=60.0, ge=0)
+    notify_terminal: Literal["off", "osc9", "osc777", "bell"] = "off"
     user: str = Field(default_factory=login_name)
 
     @field_validator("default_memory", "output_quota")

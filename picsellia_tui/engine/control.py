@@ -1,9 +1,15 @@
-"""The running engine's control socket: commands hand their work to it.
+"""The running engine's control socket: commands and the app hand their work to it.
 
 See control_client for the protocol. One engine per database serves the socket
 (an exclusive lock decides which); the others run without one. The socket is
 in a directory only this user can enter, and is itself mode 600: the requests
-carry parameter values, secrets included.
+carry parameter values, secrets included. A client of another uid (root can
+pass the modes) is refused on its peer credentials, with one line in the log.
+
+Ops: `launch`, `rerun`, `cancel` (the commands' own), `follow` (a run's log
+until it ends), `wait` (jobs until their runs end), `call` (engine queries and
+services by name, for the command line's reads and the app) and `subscribe`
+(the engine's events, for the app, until the client leaves).
 """
 
 from __future__ import annotations
@@ -13,13 +19,18 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import stat
+import struct
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import SocketStream, TaskStatus
+from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from picsellia_tui.engine.config import ConfigError
@@ -29,15 +40,40 @@ from picsellia_tui.engine.errors import EngineError
 from picsellia_tui.engine.executors.base import ExecutorError
 from picsellia_tui.engine.logfollow import follow_records
 from picsellia_tui.storage.db import StorageError
+from picsellia_tui.storage.domain import RunStatus
+from picsellia_tui.storage.logfile import LogReader
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 1 * 2**20
-USAGE_ERRORS = ("InvalidInput", "NotFound", "Incompatible", "DefinitionError", "ConfigError")
+USAGE_ERRORS: tuple[str, ...] = (
+    "InvalidInput",
+    "NotFound",
+    "Incompatible",
+    "DefinitionError",
+    "ConfigError",
+)
 
 
 class ControlUnavailable(Exception):
     pass
+
+
+class Presence:
+    """How many clients are connected, and since when none is: the background
+    engine exits once idle (engine/daemon.py)."""
+
+    def __init__(self) -> None:
+        self.clients = 0
+        self.idle_since = time.monotonic()
+
+    def enter(self) -> None:
+        self.clients += 1
+
+    def leave(self) -> None:
+        self.clients -= 1
+        if self.clients == 0:
+            self.idle_since = time.monotonic()
 
 
 @contextlib.contextmanager
@@ -52,7 +88,10 @@ def _owned_runtime_dir() -> Iterator[Path]:
 
 
 async def serve_control(
-    engine: Engine, *, task_status: TaskStatus[Path | None] = anyio.TASK_STATUS_IGNORED
+    engine: Engine,
+    presence: Presence | None = None,
+    *,
+    task_status: TaskStatus[Path | None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `engine` on its database's socket until cancelled. Reports the socket
     path once listening, or None when another engine already serves it (or the
@@ -81,7 +120,16 @@ async def serve_control(
             return
         try:
             task_status.started(path)
-            await listener.serve(lambda conn: _handle(engine, conn))
+            here = presence or Presence()
+
+            async def client(conn: SocketStream) -> None:
+                here.enter()
+                try:
+                    await _handle(engine, conn)
+                finally:
+                    here.leave()
+
+            await listener.serve(client)
         finally:
             path.unlink(missing_ok=True)  # before any await: we are being cancelled
             with anyio.CancelScope(shield=True):
@@ -95,6 +143,18 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
         await conn.send(json.dumps(event, default=str).encode() + b"\n")
 
     async with conn:
+        uid, pid = _peer(conn)
+        if uid is not None and uid != os.getuid():
+            log.warning(
+                "refused a client of uid %d (pid %s): this engine serves uid %d only",
+                uid,
+                pid,
+                os.getuid(),
+            )
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                message = "this engine belongs to another user"
+                await send({"event": "refused", "message": message, "code": 1})
+            return
         try:
             line = await BufferedByteReceiveStream(conn).receive_until(b"\n", MAX_REQUEST)
             req = json.loads(line)
@@ -120,12 +180,26 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
         except (EngineError, ExecutorError, StorageError, ConfigError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             code = 2 if type(exc).__name__ in USAGE_ERRORS else 1
+            error = {"event": "error", "message": msg, "code": code, "type": type(exc).__name__}
+            if isinstance(getattr(exc, "field", None), str):
+                error["field"] = getattr(exc, "field")  # noqa: B009 (InvalidInput's)
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await send({"event": "error", "message": msg, "code": code})
+                await send(error)
         except Exception as exc:
             log.exception("control request failed")
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send({"event": "error", "message": f"engine: {exc}", "code": 1})
+
+
+def _peer(conn: SocketStream) -> tuple[int | None, int | None]:
+    """(uid, pid) of the client from the kernel (SO_PEERCRED), or (None, None)
+    where the platform has no such option."""
+    raw = conn.extra(SocketAttribute.raw_socket, None)
+    opt = getattr(socket, "SO_PEERCRED", None)
+    if raw is None or opt is None:
+        return None, None
+    pid, uid, _gid = struct.unpack("3i", raw.getsockopt(socket.SOL_SOCKET, opt, 12))
+    return uid, pid
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -174,8 +248,137 @@ async def _until_done(engine: Engine, run_id: int, req: dict[str, Any], send: Se
     return final.model_dump(mode="json")
 
 
+async def _follow(engine: Engine, req: dict[str, Any], send: Send) -> None:
+    """A run's stored log from line `start` (or the last `tail` lines), following
+    while the run is active; then the run."""
+    job = await engine.job(int(req["job_id"]))
+    attempt = req.get("attempt")
+    runs = [r for r in job.runs if attempt is None or r.attempt == int(attempt)]
+    if not runs:
+        raise InvalidRequest(f"job {job.id} has no run #{attempt}")
+    run = runs[-1]
+    start = int(req.get("start") or 0)
+    if req.get("tail") is not None:
+        reader = LogReader(Path(run.log_path))
+        start = max(0, len(reader) - int(req["tail"]))
+        reader.close()
+    await send({"event": "started", "item": run.model_dump(mode="json")})
+    async for batch in follow_records(engine, run.id, start):
+        await send({"event": "records", "records": [[r.ts_ns, r.text] for r in batch]})
+    final = await engine.run(run.id)
+    await send({"event": "final", "run": final.model_dump(mode="json")})
+
+
+async def _wait(engine: Engine, req: dict[str, Any], send: Send) -> None:
+    """Until the latest run of each job is final; then the jobs, in order."""
+    ids = [int(i) for i in req.get("job_ids") or []]
+    jobs = [await engine.job(i) for i in ids]  # NotFound before any waiting
+    for job in jobs:
+        if job.runs and not RunStatus(job.runs[-1].status).is_final:
+            await engine.wait_run(job.runs[-1].id)
+    done = [(await engine.job(i)).model_dump(mode="json") for i in ids]
+    await send({"event": "final", "jobs": done})
+
+
+class InvalidRequest(EngineError):
+    """A request naming what does not exist (a usage error: exit code 2)."""
+
+
+USAGE_ERRORS += ("InvalidRequest",)
+
+
+def _dump(value: Any) -> Any:
+    """Views, lists, tuples and dicts of them as JSON data."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _dump(v) for k, v in value.items()}
+    return value
+
+
+def _when(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
+
+
+# What `call` may run: an engine method and how its JSON arguments are decoded.
+# Reads, plus the services the app offers (launch, re-run, cancel).
+CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "stats": {},
+    "processings": {},
+    "processing": {"name": str},
+    "versions": {"files": bool},
+    "version": {"ref": str},
+    "jobs": {
+        "limit": int,
+        "offset": int,
+        "status": lambda v: None if v is None else str(v),
+        "changed_since": _when,
+        "before_id": lambda v: None if v is None else int(v),
+    },
+    "latest_runs": {"job_ids": lambda v: [int(i) for i in v]},
+    "count_jobs": {"status": lambda v: None if v is None else str(v)},
+    "job": {"job_id": int},
+    "run": {"run_id": int},
+    "compatible_processings": {"version_id": int},
+    "compatible_versions": {"processing_id": int},
+    "version_name_free": {"model": str, "name": str},
+    "image_presence": {"host": lambda v: None if v is None else str(v)},
+    "launch": {
+        "processing": str,
+        "version": str,
+        "params": dict,
+        "output_version_name": lambda v: None if v is None else str(v),
+        "host": lambda v: None if v is None else str(v),
+    },
+    "rerun": {"job_id": int},
+    "cancel": {"job_id": int},
+}
+POSITIONAL = {"processing", "version", "params"}  # Engine.launch's positional arguments
+
+
+async def _call(engine: Engine, req: dict[str, Any], send: Send) -> None:
+    """Run engine methods by name, in order; their results in one answer."""
+    calls = req.get("calls")
+    if not isinstance(calls, list):
+        raise InvalidRequest("calls must be a list of [method, arguments]")
+    results = []
+    for item in calls:
+        method, args = [*item, {}][:2] if isinstance(item, list) else (None, None)
+        spec = CALLS.get(str(method))
+        if spec is None or not isinstance(args, dict) or set(args) - set(spec):
+            raise InvalidRequest(f"not a call this engine answers: {str(item)[:80]}")
+        try:
+            kwargs = {k: spec[k](v) for k, v in args.items()}
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"{method}: {exc}") from None
+        fn = getattr(engine, str(method))
+        if method == "launch":
+            pos = [kwargs.pop(k) for k in ("processing", "version", "params") if k in kwargs]
+            results.append(_dump(await fn(*pos, **kwargs)))
+        elif method == "latest_runs":
+            results.append(_dump(await fn(kwargs["job_ids"])))
+        else:
+            results.append(_dump(await fn(**kwargs)))
+    await send({"event": "final", "results": results})
+
+
+async def _subscribe(engine: Engine, req: dict[str, Any], send: Send) -> None:
+    """The engine's events, one line each, until the client goes (or the engine)."""
+    stream = engine.subscribe()
+    async with stream:
+        await send({"event": "subscribed", "engine_id": engine.engine_id})
+        async for event in stream:
+            await send({"event": "engine", "type": type(event).__name__, "data": asdict(event)})
+
+
 OPS: dict[str, Callable[[Engine, dict[str, Any], Send], Awaitable[None]]] = {
     "launch": _launch,
     "rerun": _rerun,
     "cancel": _cancel,
+    "follow": _follow,
+    "wait": _wait,
+    "call": _call,
+    "subscribe": _subscribe,
 }
