@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     engine_idle_seconds: float = Field(default=60.0, ge=0)
     notify_terminal: Literal["off", "osc9", "osc777", "bell"] = "off"
     user: str = Field(default_factory=login_name)
+    # The file these settings were read from (None: defaults and environment only),
+    # and whether another process can load the same ones (from that file, the
+    # environment and root_args()): only then may the app use a shared engine.
+    _config_file: Path | None = PrivateAttr(default=None)
+    _reproducible: bool = PrivateAttr(default=False)
 
     @field_validator("default_memory", "output_quota")
     @classmethod
@@ -98,6 +103,21 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.database or self.data_dir / "picsellia.db"
+
+    @property
+    def config_file(self) -> Path | None:
+        return self._config_file
+
+    @property
+    def reproducible(self) -> bool:
+        return self._reproducible
+
+    def root_args(self) -> list[str]:
+        """Command-line root options opening this same workspace in another
+        process (the background engine): the file, plus what overrides may change;
+        the environment is inherited."""
+        args = ["--config", str(self._config_file)] if self._config_file else []
+        return [*args, "--data-dir", str(self.data_dir), "--executor", self.executor]
 
     @property
     def output_quota_bytes(self) -> int:
@@ -152,7 +172,10 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
     path = config_file(explicit)
     _CONFIG_FILE = path
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        settings._config_file = path
+        settings._reproducible = set(overrides) <= {"data_dir", "executor"}
+        return settings
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "config"

@@ -17,6 +17,7 @@ timer runs while nothing happens (engine events schedule one-shot refreshes).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     from picsellia_tui.engine.core import Engine
     from picsellia_tui.engine.embedded import EngineHandle
     from picsellia_tui.engine.embedded import EngineHandle as AppEngineHandle  # noqa: F401
-    from picsellia_tui.engine.views import EngineStats, JobView
+    from picsellia_tui.engine.remote import RemoteHandle
+    from picsellia_tui.engine.views import EngineStats, JobView, RunView
 else:
 
     def __getattr__(name: str) -> Any:
@@ -60,6 +62,7 @@ else:
 
 T = TypeVar("T")
 REFRESH_DELAY = 0.3  # events within this window cost one stats query
+FINAL_STATUSES = ("succeeded", "failed", "killed")
 
 
 class EngineStarted(Message):
@@ -93,7 +96,7 @@ class PicselliaApp(App[None]):
 
     def __init__(
         self,
-        handle: EngineHandle | None = None,
+        handle: EngineHandle | RemoteHandle | None = None,
         *,
         settings: Settings | Callable[[], Settings] | None = None,
         supervise: bool = True,
@@ -110,7 +113,9 @@ class PicselliaApp(App[None]):
         # None until loaded (with a loader): the views read it once the engine is up.
         self.settings: Settings | None = settings
         self.settings_error: BaseException | None = None  # what loading the settings raised
-        self.handle: EngineHandle | None = handle
+        # In-process (tests, benches, or no shared engine reachable) or a client
+        # of the workspace's background engine: the same calls either way.
+        self.handle: EngineHandle | RemoteHandle | None = handle
         self.engine_error: str | None = None  # why the engine did not start
         self.clock = Clock(frozen_time)
         self.stats: EngineStats | None = None
@@ -184,11 +189,13 @@ class PicselliaApp(App[None]):
                 self.post_message(EngineFailed(self.engine_error))
                 return
         try:
-            from picsellia_tui.engine.embedded import EngineHandle
-
             assert self.settings is not None
-            handle = EngineHandle(self.settings, supervise=self._supervise)
-            handle.start()
+            handle = self._client_handle(self.settings)
+            if handle is None:
+                from picsellia_tui.engine.embedded import EngineHandle
+
+                handle = EngineHandle(self.settings, supervise=self._supervise)
+                handle.start()
         except BaseException as exc:
             self.engine_error = engine_error_line(exc)
             self._engine_settled.set()
@@ -197,6 +204,26 @@ class PicselliaApp(App[None]):
         self.handle = handle
         self._engine_settled.set()
         self.post_message(EngineStarted())
+
+    def _client_handle(self, settings: Settings) -> Any:
+        """A started handle on the workspace's shared engine (started in the
+        background when none serves it), or None when the app must run an engine
+        of its own: settings another process cannot load the same (built in
+        code: tests, benches), or no engine can be reached (then the reason is
+        logged and the app works as before, with the engine in-process)."""
+        if not (self._supervise and settings.reproducible):
+            return None
+        import logging
+
+        from picsellia_tui.engine.remote import RemoteHandle, Unreachable
+
+        handle = RemoteHandle(settings)
+        try:
+            handle.start()
+        except Unreachable as exc:
+            logging.getLogger(__name__).warning("no shared engine (%s); running one here", exc)
+            return None
+        return handle
 
     def on_engine_started(self, _: EngineStarted) -> None:
         if self._engine_closing:
@@ -240,6 +267,8 @@ class PicselliaApp(App[None]):
         )
 
         ev = message.event
+        if isinstance(ev, RunChanged) and ev.status in FINAL_STATUSES:
+            self._run_ended(ev.job_id, ev.run_id)
         if isinstance(ev, JobCreated | RunChanged | ExternalChange | Resync):
             self._stats_dirty = True
             self._schedule_refresh()
@@ -252,6 +281,28 @@ class PicselliaApp(App[None]):
                 pane.engine_event(ev)
             for procs in screen.query(ProcessingsPane):
                 procs.engine_event(ev)
+
+    @work(thread=True, exit_on_error=False, group="run-ended")
+    def _run_ended(self, job_id: int, run_id: int) -> None:
+        """Tell the user a run ended, wherever it was launched from (the shared
+        engine sends every run's events to every app)."""
+        job = self.engine_call(lambda e: e.job(job_id))
+        run = next((r for r in job.runs if r.id == run_id), None)
+        if run is None:
+            return
+        self.call_from_thread(self._announce_end, job, run)
+
+    def _announce_end(self, job: JobView, run: RunView) -> None:
+        title = f"Job {job.id} {run.status}"
+        text = f"{job.processing} on {job.target}: run #{run.attempt} {run.status}"
+        if run.exit_code is not None and run.status != "succeeded":
+            text += f" (exit {run.exit_code})"
+        severity = {"succeeded": "information", "killed": "warning"}.get(run.status, "error")
+        self.notify(text, title=title, severity=severity)  # type: ignore[arg-type]
+        mode = self.settings.notify_terminal if self.settings is not None else "off"
+        sequence = terminal_notification(mode, f"picsellia-tui: {title}", text)
+        if sequence and not self.is_headless and self._driver is not None:
+            self._driver.write(sequence)
 
     def _schedule_refresh(self, delay: float = REFRESH_DELAY) -> None:
         """One refresh after `delay` for whatever was marked dirty meanwhile."""
@@ -373,6 +424,28 @@ def run_app(settings: Settings | Callable[[], Settings]) -> None:
     if app.engine_error is not None:
         print(app.engine_error, file=sys.stderr)
         raise SystemExit(1)
+
+
+def terminal_notification(mode: str, title: str, body: str) -> str:
+    """The escape sequence of a desktop notification from the terminal: OSC 9
+    (iTerm2, WezTerm, kitty, foot), OSC 777 (VTE, rxvt), or the bell. Inside
+    tmux an OSC goes through as a passthrough (tmux rings its own bell)."""
+    from picsellia_tui.engine.logtext import strip_ansi
+
+    def clean(text: str) -> str:  # no control character may end the sequence early
+        return "".join(c for c in strip_ansi(text) if c.isprintable()).replace(";", ",")
+
+    if mode == "bell":
+        return "\a"
+    if mode == "osc9":
+        seq = f"\x1b]9;{clean(title)}: {clean(body)}\x07"
+    elif mode == "osc777":
+        seq = f"\x1b]777;notify;{clean(title)};{clean(body)}\x07"
+    else:
+        return ""
+    if os.environ.get("TMUX"):
+        seq = "\x1bPtmux;" + seq.replace("\x1b", "\x1b\x1b") + "\x1b\\"
+    return seq
 
 
 def engine_error_line(exc: BaseException) -> str:

@@ -1,0 +1,384 @@
+"""The app as a client of the workspace's engine, over its socket.
+
+`RemoteHandle` offers what `EngineHandle` (engine/embedded.py) offers the app —
+`start`, `stop`, `call(fn)`, `submit(fn)`, `on_event(cb)`, `settings` — but the engine is the
+one background engine of the workspace (started on demand when none serves),
+shared by every app and command on it. `call(fn)` runs `fn(RemoteEngine)` in
+the handle's own event loop thread; `RemoteEngine` has the engine's query and
+service methods the app uses, each one request on the socket, answered with the
+same views (rebuilt from their JSON) and the same exceptions (by type name).
+Events come on one long `subscribe` connection; when it breaks (the engine was
+killed), the handle starts a new engine, subscribes again and sends `Resync`
+so the views reload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import SocketStream
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from picsellia_tui.engine import errors
+from picsellia_tui.engine.autostart import StartFailed, ensure_engine
+from picsellia_tui.engine.config import Settings
+from picsellia_tui.engine.control_client import MAX_LINE, socket_path
+from picsellia_tui.engine.events import (
+    Event,
+    ExternalChange,
+    JobCreated,
+    LogAppended,
+    Resync,
+    RunChanged,
+    VersionCreated,
+)
+from picsellia_tui.engine.views import (
+    EngineStats,
+    JobView,
+    ProcessingView,
+    RunView,
+    VersionView,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EVENTS: dict[str, type[Any]] = {
+    c.__name__: c
+    for c in (JobCreated, RunChanged, LogAppended, VersionCreated, ExternalChange, Resync)
+}
+
+
+class Unreachable(errors.EngineError):
+    """No engine serves the workspace and none could be started."""
+
+
+class RemoteError(errors.EngineError):
+    """An engine failure of a type this side does not know."""
+
+
+def _error(event: dict[str, Any]) -> errors.EngineError:
+    message = str(event.get("message") or "the engine failed")
+    cls = getattr(errors, str(event.get("type")), None)
+    if cls is errors.InvalidInput:
+        return errors.InvalidInput(message, event.get("field"))
+    if isinstance(cls, type) and issubclass(cls, errors.EngineError):
+        return cls(message)
+    return RemoteError(message)
+
+
+def _pair(cls: type[Any]) -> Callable[[Any], list[tuple[Any, str | None]]]:
+    return lambda data: [(cls.model_validate(v), reason) for v, reason in data]
+
+
+# How each method's JSON answer becomes what Engine's method returns.
+DECODE: dict[str, Callable[[Any], Any]] = {
+    "stats": EngineStats.model_validate,
+    "processings": lambda d: [ProcessingView.model_validate(p) for p in d],
+    "processing": ProcessingView.model_validate,
+    "versions": lambda d: [VersionView.model_validate(v) for v in d],
+    "version": VersionView.model_validate,
+    "jobs": lambda d: [JobView.model_validate(j) for j in d],
+    "latest_runs": lambda d: {int(k): RunView.model_validate(r) for k, r in d.items()},
+    "count_jobs": int,
+    "job": JobView.model_validate,
+    "run": RunView.model_validate,
+    "compatible_processings": _pair(ProcessingView),
+    "compatible_versions": _pair(VersionView),
+    "version_name_free": bool,
+    "image_presence": dict,
+    "launch": JobView.model_validate,
+    "rerun": RunView.model_validate,
+    "cancel": RunView.model_validate,
+}
+
+
+class RemoteEngine:
+    """The engine's methods the app calls, answered by the serving engine."""
+
+    def __init__(self, handle: RemoteHandle) -> None:
+        self._handle = handle
+        self.settings = handle.settings
+
+    async def _call(self, method: str, **args: Any) -> Any:
+        answer = await self._handle.request({"op": "call", "calls": [[method, args]]})
+        return DECODE[method](answer["results"][0])
+
+    async def stats(self) -> EngineStats:
+        result: EngineStats = await self._call("stats")
+        return result
+
+    async def processings(self) -> list[ProcessingView]:
+        result: list[ProcessingView] = await self._call("processings")
+        return result
+
+    async def processing(self, name: str) -> ProcessingView:
+        result: ProcessingView = await self._call("processing", name=name)
+        return result
+
+    async def versions(self, files: bool = False) -> list[VersionView]:
+        result: list[VersionView] = await self._call("versions", files=files)
+        return result
+
+    async def version(self, ref: str) -> VersionView:
+        result: VersionView = await self._call("version", ref=ref)
+        return result
+
+    async def jobs(
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        status: str | None = None,
+        changed_since: datetime | None = None,
+        before_id: int | None = None,
+    ) -> list[JobView]:
+        since = changed_since.isoformat() if changed_since is not None else None
+        result: list[JobView] = await self._call(
+            "jobs",
+            limit=limit,
+            offset=offset,
+            status=status,
+            changed_since=since,
+            before_id=before_id,
+        )
+        return result
+
+    async def latest_runs(self, job_ids: list[int]) -> dict[int, RunView]:
+        result: dict[int, RunView] = await self._call("latest_runs", job_ids=job_ids)
+        return result
+
+    async def count_jobs(self, status: str | None = None) -> int:
+        result: int = await self._call("count_jobs", status=status)
+        return result
+
+    async def job(self, job_id: int) -> JobView:
+        result: JobView = await self._call("job", job_id=job_id)
+        return result
+
+    async def run(self, run_id: int) -> RunView:
+        result: RunView = await self._call("run", run_id=run_id)
+        return result
+
+    async def compatible_processings(
+        self, version_id: int
+    ) -> list[tuple[ProcessingView, str | None]]:
+        result: list[tuple[ProcessingView, str | None]] = await self._call(
+            "compatible_processings", version_id=version_id
+        )
+        return result
+
+    async def compatible_versions(self, processing_id: int) -> list[tuple[VersionView, str | None]]:
+        result: list[tuple[VersionView, str | None]] = await self._call(
+            "compatible_versions", processing_id=processing_id
+        )
+        return result
+
+    async def version_name_free(self, model: str, name: str) -> bool:
+        result: bool = await self._call("version_name_free", model=model, name=name)
+        return result
+
+    async def image_presence(self, host: str | None = None) -> dict[str, bool]:
+        result: dict[str, bool] = await self._call("image_presence", host=host)
+        return result
+
+    async def launch(
+        self,
+        processing: str,
+        version: str,
+        params: dict[str, Any],
+        *,
+        output_version_name: str | None = None,
+        host: str | None = None,
+    ) -> JobView:
+        result: JobView = await self._call(
+            "launch",
+            processing=processing,
+            version=version,
+            params=params,
+            output_version_name=output_version_name,
+            host=host,
+        )
+        return result
+
+    async def rerun(self, job_id: int) -> RunView:
+        result: RunView = await self._call("rerun", job_id=job_id)
+        return result
+
+    async def cancel(self, job_id: int) -> RunView:
+        result: RunView = await self._call("cancel", job_id=job_id)
+        return result
+
+
+class RemoteHandle:
+    """The app's handle on the workspace's engine, over its socket (see module doc)."""
+
+    def __init__(self, settings: Settings, root_args: list[str] | None = None) -> None:
+        self.settings = settings
+        self.root_args = root_args if root_args is not None else settings.root_args()
+        self.database = settings.database_path.expanduser().absolute()
+        self.engine_id: str | None = None  # of the engine serving us now
+        self.started_engine = False  # whether this handle started one
+        self._portal_cm: Any = None
+        self._portal: BlockingPortal | None = None
+        self._callbacks: list[Callable[[Event], None]] = []
+        self._lock = threading.Lock()
+        self._events: Future[None] | None = None
+        self._remote = RemoteEngine(self)
+
+    @property
+    def engine(self) -> RemoteEngine:
+        return self._remote
+
+    def _ensure(self) -> None:
+        try:
+            if ensure_engine(self.database, self.settings.data_dir, self.root_args):
+                self.started_engine = True
+        except StartFailed as exc:
+            raise Unreachable(str(exc)) from None
+
+    def start(self) -> None:
+        """Find (or start) the engine and subscribe to its events; raises
+        Unreachable when there is none and none can be started, or when the
+        engine serving the socket does not share these settings."""
+        self._ensure()
+        self._portal_cm = start_blocking_portal()
+        portal = self._portal_cm.__enter__()
+        try:
+            stream = portal.call(self._subscribe)
+        except BaseException:
+            self._portal_cm.__exit__(None, None, None)
+            raise
+        self._portal = portal
+        self._events = portal.start_task_soon(self._pump, stream)
+
+    async def _open(self, body: dict[str, Any]) -> tuple[SocketStream, BufferedByteReceiveStream]:
+        body = {
+            **body,
+            "database": str(self.database),
+            "executor": self.settings.executor,
+        }
+        try:
+            conn = await anyio.connect_unix(socket_path(self.database))
+        except OSError:
+            await anyio.to_thread.run_sync(self._ensure)
+            try:
+                conn = await anyio.connect_unix(socket_path(self.database))
+            except OSError as exc:
+                raise Unreachable(f"the engine does not answer: {exc.strerror}") from None
+        await conn.send(json.dumps(body).encode() + b"\n")
+        return conn, BufferedByteReceiveStream(conn)
+
+    @staticmethod
+    async def _event(rx: BufferedByteReceiveStream) -> dict[str, Any] | None:
+        try:
+            line = await rx.receive_until(b"\n", MAX_LINE)
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+            return None
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    async def request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One request, its final answer. A connection cut before any answer (an
+        engine leaving as we came) is tried once more, on a new engine."""
+        for attempt in (1, 2):
+            conn, rx = await self._open(body)
+            async with conn:
+                while True:
+                    event = await self._event(rx)
+                    if event is None:
+                        break
+                    kind = event.get("event")
+                    if kind in ("mismatch", "refused"):
+                        raise Unreachable(str(event.get("message")))
+                    if kind == "error":
+                        raise _error(event)
+                    if kind == "final":
+                        return event
+            if attempt == 2:
+                raise Unreachable("the engine closed the connection")
+            await anyio.to_thread.run_sync(self._ensure)
+        raise AssertionError("unreachable")
+
+    async def _subscribe(self) -> tuple[SocketStream, BufferedByteReceiveStream]:
+        conn, rx = await self._open({"op": "subscribe"})
+        first = await self._event(rx)
+        if first is None or first.get("event") != "subscribed":
+            await conn.aclose()
+            kind = (first or {}).get("event")
+            message = (first or {}).get("message") or "the engine closed the connection"
+            if kind in ("mismatch", "refused", "error"):
+                raise Unreachable(str(message))
+            raise Unreachable(str(message))
+        self.engine_id = str(first.get("engine_id"))
+        return conn, rx
+
+    async def _pump(self, stream: tuple[SocketStream, BufferedByteReceiveStream]) -> None:
+        conn, rx = stream
+        while True:
+            async with conn:
+                while (event := await self._event(rx)) is not None:
+                    cls = EVENTS.get(str(event.get("type")))
+                    if event.get("event") == "engine" and cls is not None:
+                        self._emit(cls(**event.get("data", {})))
+            # The engine went away while we were connected (killed, or stopped by
+            # hand): start another, which adopts the runs; reload everything.
+            while True:
+                try:
+                    await anyio.to_thread.run_sync(self._ensure)
+                    conn, rx = await self._subscribe()
+                    break
+                except Unreachable as exc:
+                    log.warning("engine lost, starting another failed: %s", exc)
+                    await anyio.sleep(1)
+            self._emit(Resync())
+
+    def _emit(self, event: Event) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for cb in callbacks:
+            try:
+                cb(event)
+            except Exception:  # a UI callback must not kill the pump
+                pass
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        with self._lock:
+            self._callbacks.append(callback)
+
+    def call(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        assert self._portal is not None, "RemoteHandle.start() first"
+
+        async def run() -> T:
+            return await fn(self._remote)
+
+        return self._portal.call(run)
+
+    def submit(self, fn: Callable[[Any], Awaitable[T]]) -> Future[T]:
+        """Start a call in the handle's loop; its future, to await from another loop
+        (`asyncio.wrap_future`) without holding a thread while it runs."""
+        assert self._portal is not None, "RemoteHandle.start() first"
+
+        async def run() -> T:
+            return await fn(self._remote)
+
+        return self._portal.start_task_soon(run)
+
+    def stop(self) -> None:
+        """Leave the engine (it goes on supervising every run)."""
+        if self._portal is None:
+            return
+        self._portal = None
+        try:
+            if self._events is not None:
+                self._events.cancel()
+        finally:
+            self._portal_cm.__exit__(None, None, None)
