@@ -27,6 +27,11 @@ def main() -> None:
     options = app_options(args)
     if options is not None and _open_app(options):
         return
+    # Read commands answer without the typer command line (it imports pydantic).
+    from picsellia_tui.cli.fast import run_fast
+
+    if run_fast(args):
+        return
     from picsellia_tui.cli.main import main as cli_main
 
     cli_main(open_app=open_app)

@@ -1,45 +1,26 @@
 """What every command shares: the root options, the settings they give, an engine
-of this process's own, and the way to open the app (handed in by the entry point,
-so that the command line never imports the Textual app itself)."""
+of this process's own (all three in cli/state.py, which the fast path uses
+without typer), the `--json` option, and the way to open the app (handed in by
+the entry point, so that the command line never imports the Textual app itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from picsellia_tui.cli.errors import fail
+from picsellia_tui.cli.state import EXIT_FOR, STATE, settings, with_engine
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.config import Settings
-    from picsellia_tui.engine.core import Engine
 
-T = TypeVar("T")
+__all__ = ["EXIT_FOR", "STATE", "JsonOpt", "OpenApp", "open_tui", "settings", "with_engine"]
+
 OpenApp = Callable[["Settings | Callable[[], Settings]"], None]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print data as JSON.")]
-STATE: dict[str, Any] = {"config": None, "overrides": {}, "open_app": None}
-# Exit code of `--wait` for each final run status.
-EXIT_FOR = {"succeeded": 0, "failed": 1, "killed": 3}
-
-
-def settings() -> Settings:
-    from picsellia_tui.engine.config import load_settings
-
-    return load_settings(STATE["config"], **STATE["overrides"])
-
-
-def with_engine(fn: Callable[[Engine], Awaitable[T]], supervise: bool = False) -> T:
-    import anyio
-
-    from picsellia_tui.engine.core import Engine
-
-    async def main() -> T:
-        async with Engine(settings(), supervise=supervise) as engine:
-            return await fn(engine)
-
-    return anyio.run(main)
 
 
 def open_tui(s: Settings | Callable[[], Settings]) -> None:

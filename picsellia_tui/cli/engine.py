@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -12,34 +13,41 @@ engine_app = typer.Typer(help="The engine, headless.", no_args_is_help=True)
 
 
 @engine_app.command("serve")
-def engine_serve() -> None:
-    """Run the engine headless: schedule, supervise and reconcile runs until stopped."""
-    import signal
+def engine_serve(
+    idle_exit: Annotated[
+        bool,
+        typer.Option(
+            "--idle-exit",
+            help="Leave once no run is active and no client connected for "
+            "engine_idle_seconds (how the background engine runs).",
+        ),
+    ] = False,
+) -> None:
+    """Run the engine: schedule, supervise and reconcile runs, serve the app and
+    the commands on the workspace's socket, until stopped (Ctrl-C, SIGTERM).
+    Without it, the first command or app that needs an engine starts one in the
+    background; see docs/engine.md for a systemd user unit."""
+    import logging
+    import time
 
     import anyio
 
-    from picsellia_tui.engine.control import serve_control
-    from picsellia_tui.engine.core import Engine
+    from picsellia_tui.engine.daemon import serve_engine
 
-    async def main() -> None:
-        async with Engine(settings(), supervise=True) as e, anyio.create_task_group() as tg:
-            sock = await tg.start(serve_control, e)
-            st = await e.stats()
-            print(
-                f"engine {e.engine_id} serving {e.settings.database_path} "
-                f"({st.running} running, {st.pending} pending"
-                f"{f'; commands hand it their launches through {sock}' if sock else ''}); "
-                "Ctrl-C stops it (containers keep running)",
-                file=sys.stderr,
-                flush=True,
-            )
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    print(
-                        "engine stopping; runs keep going and are adopted at next start",
-                        file=sys.stderr,
-                    )
-                    tg.cancel_scope.cancel()
-                    return
+    if idle_exit:  # stderr is the engine log (engine.log in the data dir)
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.Formatter.converter = time.gmtime
 
-    anyio.run(main)
+    def say(line: str) -> None:
+        if idle_exit:
+            logging.getLogger("picsellia_tui.engine").info(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    code = anyio.run(lambda: serve_engine(settings(), idle_exit=idle_exit, say=say))
+    if code:
+        raise typer.Exit(code)

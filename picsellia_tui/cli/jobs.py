@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,7 +10,7 @@ import typer
 from picsellia_tui.cli.context import EXIT_FOR, JsonOpt, with_engine
 from picsellia_tui.cli.errors import fail
 from picsellia_tui.cli.launch import print_outcome
-from picsellia_tui.cli.logs import follow_log, print_once
+from picsellia_tui.cli.logs import follow_log
 from picsellia_tui.cli.remote import on_running_engine
 
 if TYPE_CHECKING:
@@ -32,86 +31,17 @@ def jobs_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List jobs, newest first, one page at a time."""
-    from picsellia_tui.cli.output import emit_json, table
+    from picsellia_tui.cli import readcmds
 
-    async def go(e: Engine) -> tuple[list[Any], int]:
-        return await e.jobs(
-            limit=limit, offset=(page - 1) * limit, status=status
-        ), await e.count_jobs(status)
-
-    rows, total = with_engine(go)
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        ["job", "status", "processing", "target", "by", "created", "updated", "attempts"],
-        [
-            [
-                j.id,
-                j.status,
-                j.processing,
-                j.target,
-                j.launched_by,
-                j.created_at,
-                j.updated_at,
-                j.attempts,
-            ]
-            for j in rows
-        ],
-    )
-    pages = max(1, -(-total // limit))
-    if pages > 1:
-        print(f"page {page}/{pages} ({total} jobs); next: --page {page + 1}", file=sys.stderr)
+    readcmds.jobs_list(status, limit, page, as_json)
 
 
 @jobs_app.command("show")
 def jobs_show(job_id: int, as_json: JsonOpt = False) -> None:
     """Show a job, its parameters (secrets masked) and its run history."""
-    from picsellia_tui.cli.output import duration, emit_json, table, when
+    from picsellia_tui.cli import readcmds
 
-    j = with_engine(lambda e: e.job(job_id))
-    if as_json:
-        emit_json(j)
-        return
-    print(f"job {j.id}: {j.processing} on {j.target}  [{j.status}]")
-    print(f"  launched by {j.launched_by} at {when(j.created_at)} on {j.executor}:{j.host}")
-    print(f"  image {j.image_ref}")
-    print(f"  output version: {j.output_label}")
-    print("  parameters: " + (", ".join(f"{k}={v}" for k, v in j.parameters.items()) or "-"))
-    print()
-    table(
-        ["attempt", "status", "by", "started", "duration", "exit", "image", "output version"],
-        [
-            [
-                r.attempt,
-                r.status,
-                r.launched_by,
-                r.started_at,
-                duration(r.duration_s),
-                r.exit_code,
-                _run_image(r),
-                r.output_version_id,
-            ]
-            for r in j.runs
-        ],
-    )
-    last = j.runs[-1] if j.runs else None
-    if last and last.error_summary and last.status in ("failed", "killed"):
-        from picsellia_tui.engine.logtext import strip_ansi
-
-        print("\nerror summary of the last run:")
-        # Line by line, as the terminal would leave each: a stored summary holding a
-        # cursor move or a lone carriage return must not glue the next line to it.
-        for line in last.error_summary.rstrip("\n").split("\n"):
-            print(strip_ansi(line))
-
-
-def _run_image(r: Any) -> str:
-    """A run's short digest, marked where it differs from the run before."""
-    if not r.short_digest:
-        return "-"
-    pinned = " (pinned)" if (r.image_ref or "").rpartition("@")[2].startswith("sha256:") else ""
-    return f"{r.short_digest}{' (changed)' if r.image_changed else ''}{pinned}"
+    readcmds.jobs_show(job_id, as_json)
 
 
 @jobs_app.command("logs")
@@ -127,26 +57,56 @@ def jobs_logs(
     tail: Annotated[int | None, typer.Option("--tail", help="Only the last N lines.")] = None,
 ) -> None:
     """Print a run's log (control sequences removed)."""
+    from picsellia_tui.cli import readcmds
 
-    async def go(e: Engine) -> None:
-        from picsellia_tui.storage.logfile import LogReader
+    readcmds.jobs_logs(job_id, run, follow, timestamps, tail)
 
-        j = await e.job(job_id)
-        runs = [r for r in j.runs if run is None or r.attempt == run]
-        if not runs:
-            fail(f"job {job_id} has no run #{run}")
-        r = runs[-1]
-        start = 0
-        if tail is not None:
-            reader = LogReader(Path(r.log_path))
-            start = max(0, len(reader) - tail)
-            reader.close()
-        if follow:
-            await follow_log(e, r.id, timestamps, start)
-        else:
-            await print_once(r.log_path, timestamps, start)
 
-    with_engine(go, supervise=follow)
+@jobs_app.command("wait")
+def jobs_wait(
+    job_ids: Annotated[list[int], typer.Argument(metavar="JOB...", help="Jobs to wait for.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until the jobs' active runs end. Exit code as `launch --wait`: 0 when
+    every job succeeded, else that of the first one that did not (1 failed,
+    3 killed)."""
+    from picsellia_tui.cli.output import emit_json
+    from picsellia_tui.cli.remote import engine_events
+
+    jobs: list[Any] | None = None
+    events = engine_events("wait", job_ids=list(job_ids))
+    if events is not None:
+        try:
+            for event in events:
+                if event.get("event") in ("error", "refused"):
+                    fail(str(event.get("message")), int(event.get("code", 1)))
+                if event.get("event") == "final":
+                    jobs = event["jobs"]
+        except ConnectionError as exc:
+            fail(f"lost the engine while waiting: {exc}")
+    if jobs is None:
+
+        async def go(e: Engine) -> list[Any]:
+            views = [await e.job(i) for i in job_ids]
+            for v in views:
+                if v.runs and v.runs[-1].status in ("pending", "running"):
+                    await e.wait_run(v.runs[-1].id)
+            return [(await e.job(i)).model_dump(mode="json") for i in job_ids]
+
+        jobs = with_engine(go, supervise=True)
+    if as_json:
+        emit_json(jobs)
+    else:
+        for j in jobs:
+            last = j["runs"][-1] if j["runs"] else None
+            line = f"job {j['id']}: {j['status']}"
+            if last is not None:
+                line = f"job {j['id']} run #{last['attempt']}: {last['status']}"
+                if last["exit_code"] is not None:
+                    line += f" (exit {last['exit_code']})"
+            print(line)
+    codes = [EXIT_FOR.get(j["status"], 1) for j in jobs]
+    raise typer.Exit(next((c for c in codes if c != 0), 0))
 
 
 @jobs_app.command("rerun")

@@ -25,12 +25,15 @@ async def follow_log(e: Engine, run_id: int, timestamps: bool, start: int = 0) -
         sys.stdout.flush()
 
 
-async def print_once(path: str, timestamps: bool, start: int) -> None:
+def print_once(path: str, timestamps: bool, start: int = 0, tail: int | None = None) -> None:
+    """Print a stored log from line `start` (or its last `tail` lines)."""
     from picsellia_tui.engine.logtext import sanitize
     from picsellia_tui.storage.logfile import LogReader, format_ts
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     reader = LogReader(Path(path))
+    if tail is not None:
+        start = max(0, len(reader) - tail)
     for rec in reader.iter_from(start):
         text = sanitize(rec.text, keep_colors=color)
         print(f"{format_ts(rec.ts_ns)} {text}" if timestamps else text)

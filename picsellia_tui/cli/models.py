@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -67,28 +67,9 @@ def models_import(
 @models_app.command("list")
 def models_list(as_json: JsonOpt = False) -> None:
     """List model versions."""
-    from picsellia_tui.cli.output import emit_json, size, table
+    from picsellia_tui.cli import readcmds
 
-    rows = with_engine(lambda e: e.versions())
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        ["id", "model/version", "framework", "tags", "size", "origin job", "parent", "created"],
-        [
-            [
-                v.id,
-                v.ref,
-                v.framework,
-                v.tags,
-                size(v.size_bytes),
-                v.origin_job_id,
-                v.parent,
-                v.created_at,
-            ]
-            for v in rows
-        ],
-    )
+    readcmds.models_list(as_json)
 
 
 @models_app.command("show")
@@ -96,23 +77,6 @@ def models_show(
     ref: Annotated[str, typer.Argument(metavar="MODEL/VERSION|ID")], as_json: JsonOpt = False
 ) -> None:
     """Show a version: files, labels, metrics, lineage."""
-    from picsellia_tui.cli.output import emit_json, size, table, when
+    from picsellia_tui.cli import readcmds
 
-    v = with_engine(lambda e: e.version(ref))
-    if as_json:
-        emit_json(v)
-        return
-    print(
-        f"{v.ref} (id {v.id})  framework {v.framework}  {size(v.size_bytes)}  "
-        f"created {when(v.created_at)} by {v.created_by or '-'}"
-    )
-    print(f"  tags: {', '.join(v.tags) or '-'}")
-    print(f"  labels: {', '.join(v.labels) or '-'}")
-    print(f"  lineage: parent {v.parent or '-'}, origin job {v.origin_job_id or '-'}")
-    if v.metrics:
-        print("  metrics: " + ", ".join(f"{k}={_num(x)}" for k, x in v.metrics.items()))
-    table(["file", "size", "sha256"], [[f.path, size(f.size), f.sha256] for f in v.files])
-
-
-def _num(x: Any) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+    readcmds.models_show(ref, as_json)

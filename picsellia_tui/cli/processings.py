@@ -22,75 +22,17 @@ processings_app = typer.Typer(
 @processings_app.command("list")
 def processings_list(as_json: JsonOpt = False) -> None:
     """List processings, grouped by target type."""
-    from picsellia_tui.cli.output import emit_json, table
+    from picsellia_tui.cli import readcmds
 
-    rows = with_engine(lambda e: e.processings())
-    if as_json:
-        emit_json(rows)
-        return
-    table(
-        ["name", "version", "task", "target", "visibility", "frameworks", "description"],
-        [
-            [
-                p.name,
-                p.version,
-                p.task,
-                p.target_type,
-                p.visibility,
-                p.constraints.frameworks or "any",
-                p.description,
-            ]
-            for p in rows
-        ],
-    )
+    readcmds.processings_list(as_json)
 
 
 @processings_app.command("show")
 def processings_show(name: str, as_json: JsonOpt = False) -> None:
     """Show a processing's definition and parameters."""
-    from picsellia_tui.cli.output import emit_json, table
+    from picsellia_tui.cli import readcmds
 
-    p = with_engine(lambda e: e.processing(name))
-    if as_json:
-        emit_json(p)
-        return
-    print(f"{p.name} {p.version} ({p.visibility}{', owner ' + p.owner if p.owner else ''})")
-    print(f"  {p.description}")
-    api = "   picsellia api: on" if p.picsellia_api else ""
-    print(f"  task: {p.task}   target: {p.target_type}   output: {p.output_mode}{api}")
-    run = " ".join(p.command) or "(the image's own)"
-    entry = f"   entrypoint: {' '.join(p.entrypoint)}" if p.entrypoint else ""
-    print(f"  image: {p.image}   command: {run}{entry}")
-    c = p.constraints
-    print(
-        f"  frameworks: {', '.join(c.frameworks) or 'any'}   required files: "
-        f"{', '.join(c.required_files) or '-'}   cpu: {c.cpu or '-'}   memory: {c.memory or '-'}"
-        f"   gpu: {c.gpu}   network: {c.network}"
-    )
-    if p.source_dir:
-        print(f"  folder: {p.source_dir}")
-    if p.parameters:
-        print()
-        table(
-            ["parameter", "type", "default", "required", "range/choices", "help"],
-            [
-                [
-                    s.name + (" (secret)" if s.secret else ""),
-                    s.type,
-                    "••••••" if s.secret and s.default else s.default,
-                    s.required,
-                    ",".join(s.choices) if s.choices else _range(s.min, s.max),
-                    s.help,
-                ]
-                for s in p.parameters
-            ],
-        )
-
-
-def _range(lo: float | None, hi: float | None) -> str:
-    if lo is None and hi is None:
-        return "-"
-    return f"{'' if lo is None else lo:g}..{'' if hi is None else hi:g}"
+    readcmds.processings_show(name, as_json)
 
 
 @processings_app.command("create")

@@ -61,8 +61,7 @@ def _private_runtime_dir() -> Path:
 def engine_command(root_args: list[str]) -> list[str]:
     """The background engine: this Python, this package, the command's own root
     options (--config, --data-dir, --executor) so it opens the same workspace."""
-    code = "from picsellia_tui.entry import main; main()"
-    return [sys.executable, "-c", code, *root_args, "engine", "serve", "--idle-exit"]
+    return [sys.executable, "-m", "picsellia_tui", *root_args, "engine", "serve", "--idle-exit"]
 
 
 def ensure_engine(
