@@ -112,7 +112,7 @@ def ns(data: Any) -> Any:
         return [ns(v) for v in data]
     if not isinstance(data, dict):
         return data
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in data.items():
         if key.endswith("_at") and isinstance(value, str):
             out[key] = datetime.fromisoformat(value)

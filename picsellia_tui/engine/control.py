@@ -143,6 +143,18 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
         await conn.send(json.dumps(event, default=str).encode() + b"\n")
 
     async with conn:
+        try:
+            rx = BufferedByteReceiveStream(conn)
+            line = await rx.receive_until(b"\n", MAX_REQUEST)
+            req = json.loads(line)
+            if not isinstance(req, dict):
+                raise ValueError("a request is a JSON object")
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, ValueError):
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await send({"event": "error", "message": "malformed request", "code": 2})
+            return
+        # Checked once the request is read: a client refused before it has sent
+        # it would get a broken pipe instead of this answer.
         uid, pid = _peer(conn)
         if uid is not None and uid != os.getuid():
             log.warning(
@@ -155,15 +167,6 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
                 message = "this engine belongs to another user"
                 await send({"event": "refused", "message": message, "code": 1})
             return
-        try:
-            line = await BufferedByteReceiveStream(conn).receive_until(b"\n", MAX_REQUEST)
-            req = json.loads(line)
-            if not isinstance(req, dict):
-                raise ValueError("a request is a JSON object")
-        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, ValueError):
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await send({"event": "error", "message": "malformed request", "code": 2})
-            return
         mine = str(engine.settings.database_path.expanduser().absolute())
         if req.get("database") != mine or req.get("executor") != engine.settings.executor:
             await send({"event": "mismatch", "message": f"this engine serves {mine}"})
@@ -173,6 +176,8 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
             if op is None:
                 message = f"unknown op {req.get('op')!r}"
                 await send({"event": "error", "message": message, "code": 2})
+            elif op in UNTIL_HANGUP:
+                await _until_hangup(op(engine, req, send), rx)
             else:
                 await op(engine, req, send)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -189,6 +194,35 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
             log.exception("control request failed")
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send({"event": "error", "message": f"engine: {exc}", "code": 1})
+
+
+async def _until_hangup(work: Awaitable[None], rx: BufferedByteReceiveStream) -> None:
+    """Run `work` until it ends or the client hangs up (it sends nothing after its
+    request): a client gone from a subscription or a wait must not count as
+    connected (the engine's idle exit) nor hold the engine's work."""
+    failed: list[Exception] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception as exc:  # raised below, as it is (not in a group)
+                failed.append(exc)
+            finally:
+                tg.cancel_scope.cancel()
+
+        async def hangup() -> None:
+            with contextlib.suppress(
+                anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError
+            ):
+                while True:
+                    await rx.receive()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run)
+        tg.start_soon(hangup)
+    if failed:
+        raise failed[0]
 
 
 def _peer(conn: SocketStream) -> tuple[int | None, int | None]:
@@ -382,3 +416,6 @@ OPS: dict[str, Callable[[Engine, dict[str, Any], Send], Awaitable[None]]] = {
     "call": _call,
     "subscribe": _subscribe,
 }
+# Ops that end when their client hangs up (launch, re-run and cancel run to their
+# answer: the run goes on either way).
+UNTIL_HANGUP = {_follow, _wait, _call, _subscribe}
