@@ -30,7 +30,7 @@ from picsellia_tui.storage.params import MASK
 
 # The migration these queries are written for; a test keeps it equal to
 # storage.db.SCHEMA_HEAD, so a schema change cannot leave them behind unnoticed.
-SCHEMA = "0003"
+SCHEMA = "0004"
 # Meta key: when the engine last synced the bundled processings (time.time()).
 CATALOG_SYNCED_AT = "catalog_synced_at"
 BUSY_TIMEOUT_S = 30.0
@@ -104,6 +104,13 @@ def duration_s(started_at: str | None, ended_at: str | None) -> float | None:
     start = datetime.fromisoformat(started_at)
     end = datetime.fromisoformat(ended_at) if ended_at else _now_like(start)
     return max(0.0, (end - start).total_seconds())
+
+
+def short_digest(ref: str | None) -> str | None:
+    """As engine.views.short_digest: 'repo@sha256:aa5e…' -> 'aa5e01234567'."""
+    if not ref:
+        return None
+    return ref.rpartition("@")[2].removeprefix("sha256:")[:12]
 
 
 def _now_like(dt: datetime) -> datetime:
@@ -195,6 +202,7 @@ class LightReader:
             "target_type": r["target_type"],
             "image": r["image"],
             "command": _json(r["command"], []),
+            "entrypoint": _json(r["entrypoint"], None),
             "output_mode": r["output_mode"],
             "parameters": [param_spec(p) for p in _json(r["parameters"], [])],
             "constraints": constraints(_json(r["constraints"], {})),
@@ -296,7 +304,15 @@ class LightReader:
 
     # -- jobs and runs ----------------------------------------------------------------------
 
-    def _run(self, r: sqlite3.Row) -> Row:
+    def _run(self, r: sqlite3.Row, previous_digest: str | None | bool = False) -> Row:
+        """As engine.queries.run_view: `previous_digest` is the digest of the job's
+        last earlier run that recorded one (None: none did), False when the
+        history was not looked at (image_changed is then None)."""
+        changed: bool | None = None
+        if previous_digest is not False:
+            changed = bool(
+                r["image_digest"] and previous_digest and r["image_digest"] != previous_digest
+            )
         return {
             "id": r["id"],
             "job_id": r["job_id"],
@@ -314,6 +330,10 @@ class LightReader:
             "log_path": r["log_path"],
             "output_version_id": r["output_version_id"],
             "cancel_requested": bool(r["cancel_requested"]),
+            "image_ref": r["image_ref"],
+            "image_digest": r["image_digest"],
+            "image_changed": changed,
+            "short_digest": short_digest(r["image_digest"]),
             "duration_s": duration_s(r["started_at"], r["ended_at"]),
         }
 
@@ -322,11 +342,11 @@ class LightReader:
         secret = {p.get("name") for p in snapshot.get("parameters", []) if p.get("secret")}
         params = _json(j["parameters"], {})
         run_rows = []
-        if runs:
-            run_rows = [
-                self._run(r)
-                for r in self._rows("SELECT * FROM run WHERE job_id = ? ORDER BY attempt", j["id"])
-            ]
+        if runs:  # as engine.queries.run_history: each marked where its image changed
+            previous: str | None = None
+            for r in self._rows("SELECT * FROM run WHERE job_id = ? ORDER BY attempt", j["id"]):
+                run_rows.append(self._run(r, previous))
+                previous = r["image_digest"] or previous
         return {
             "id": j["id"],
             "processing": j["processing_name"],
@@ -336,8 +356,8 @@ class LightReader:
             "target": self.version_name(j["target_version_id"]) or "?",
             "parameters": {k: (MASK if k in secret else v) for k, v in params.items()},
             "output_version_name": j["output_version_name"],
+            "output_mode": str(snapshot.get("output_mode", "new_model_version")),
             "image_ref": j["image_ref"],
-            "image_digest": j["image_digest"],
             "executor": j["executor"],
             "host": j["host"],
             "launched_by": self.user(j["launched_by_id"]) or "?",
