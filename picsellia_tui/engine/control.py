@@ -366,7 +366,7 @@ CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "output_version_name": lambda v: None if v is None else str(v),
         "host": lambda v: None if v is None else str(v),
     },
-    "rerun": {"job_id": int},
+    "rerun": {"job_id": int, "same_image": bool},
     "cancel": {"job_id": int},
 }
 POSITIONAL = {"processing", "version", "params"}  # Engine.launch's positional arguments

@@ -209,8 +209,8 @@ class RemoteEngine:
         )
         return result
 
-    async def rerun(self, job_id: int) -> RunView:
-        result: RunView = await self._call("rerun", job_id=job_id)
+    async def rerun(self, job_id: int, same_image: bool = False) -> RunView:
+        result: RunView = await self._call("rerun", job_id=job_id, same_image=same_image)
         return result
 
     async def cancel(self, job_id: int) -> RunView:
