@@ -251,7 +251,8 @@ def _run_image(r: Any) -> str:
 def _range(lo: float | None, hi: float | None) -> str:
     if lo is None and hi is None:
         return "-"
-    return f"{'' if lo is None else lo:g}..{'' if hi is None else hi:g}"
+    # One bound may be missing ("min = 0" alone): only a number takes the format.
+    return f"{'' if lo is None else format(lo, 'g')}..{'' if hi is None else format(hi, 'g')}"
 
 
 def _num(x: Any) -> str:

@@ -260,3 +260,16 @@ def test_jobs_wait_exits_like_launch_wait(ten_s_grace: Workspace) -> None:
     assert json.loads(out)[0]["status"] == "killed"
     r = ws.cli("jobs", "wait", "42")
     assert (r.returncode, r.stderr.strip()) == (2, "error: no job 42")
+
+
+def test_a_parameter_with_one_bound_shows_its_range() -> None:
+    # `processings show` of a parameter with `min = 0` and no max raised
+    # "Unknown format code 'g' for object of type 'str'" (bench-lines' rate).
+    from picsellia_tui.cli.readcmds import _range
+
+    assert (_range(0.0, None), _range(None, 5.0), _range(1.0, 1e6), _range(None, None)) == (
+        "0..",
+        "..5",
+        "1..1e+06",
+        "-",
+    )
