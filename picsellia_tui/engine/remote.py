@@ -101,6 +101,9 @@ DECODE: dict[str, Callable[[Any], Any]] = {
 }
 
 
+SERVICES = {"launch", "rerun", "cancel"}  # calls that change the workspace
+
+
 class RemoteEngine:
     """The engine's methods the app calls, answered by the serving engine."""
 
@@ -287,9 +290,12 @@ class RemoteHandle:
         return event
 
     async def request(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One request, its final answer. A connection cut before any answer (an
-        engine leaving as we came) is tried once more, on a new engine."""
-        for attempt in (1, 2):
+        """One request, its final answer. A read cut before any answer (an engine
+        leaving as we came, or killed) is tried once more, on a new engine; a
+        service call is not (it may have been done: the events will tell)."""
+        methods = {c[0] for c in body.get("calls", []) if isinstance(c, list) and c}
+        retry = body.get("op") == "call" and not methods & SERVICES
+        for attempt in (1, 2) if retry else (2,):
             conn, rx = await self._open(body)
             async with conn:
                 while True:
@@ -304,7 +310,7 @@ class RemoteHandle:
                     if kind == "final":
                         return event
             if attempt == 2:
-                raise Unreachable("the engine closed the connection")
+                raise Unreachable("the engine closed the connection before answering")
             await anyio.to_thread.run_sync(self._ensure)
         raise AssertionError("unreachable")
 

@@ -304,7 +304,7 @@ class LightReader:
 
     # -- jobs and runs ----------------------------------------------------------------------
 
-    def _run(self, r: sqlite3.Row, previous_digest: str | None | bool = False) -> Row:
+    def _run(self, r: sqlite3.Row, previous_digest: str | bool | None = False) -> Row:
         """As engine.queries.run_view: `previous_digest` is the digest of the job's
         last earlier run that recorded one (None: none did), False when the
         history was not looked at (image_changed is then None)."""

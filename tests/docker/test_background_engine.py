@@ -111,4 +111,3 @@ def test_background_engine_killed_mid_run_next_command_adopts_it(
     assert [t for t in stored["stdout"] if t.startswith("line ")] == [
         f"line {i}" for i in range(300)
     ]
-
