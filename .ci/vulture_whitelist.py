@@ -11,6 +11,7 @@ from vulture.whitelist_utils import Whitelist
 _ = Whitelist()
 
 # -- protocols: called by the standard library or a dependency, never by our code
+_.row_factory  # sqlite3.Connection attribute the module reads (storage/lightread.py)
 _.how  # socket.shutdown(how) signature kept on the ssh pseudo-socket
 _.channel  # http.client looks for the socket behind a response file
 _._new_conn  # urllib3 connection pool hooks (hosts.py ssh transport)

@@ -28,21 +28,14 @@ def engine_serve(
     Without it, the first command or app that needs an engine starts one in the
     background; see docs/engine.md for a systemd user unit."""
     import logging
-    import time
 
     import anyio
 
     from picsellia_tui.engine.daemon import serve_engine
 
-    if idle_exit:  # stderr is the engine log (engine.log in the data dir)
-        logging.basicConfig(
-            stream=sys.stderr,
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        logging.Formatter.converter = time.gmtime
-
     def say(line: str) -> None:
+        # The background engine's stderr is its log file already (engine.log, which
+        # the engine's own handler writes too): one line there, not two.
         if idle_exit:
             logging.getLogger("picsellia_tui.engine").info(line)
         else:

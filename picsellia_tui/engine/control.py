@@ -369,7 +369,6 @@ CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "rerun": {"job_id": int, "same_image": bool},
     "cancel": {"job_id": int},
 }
-POSITIONAL = {"processing", "version", "params"}  # Engine.launch's positional arguments
 
 
 async def _call(engine: Engine, req: dict[str, Any], send: Send) -> None:

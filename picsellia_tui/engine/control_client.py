@@ -1,15 +1,15 @@
-"""Talking to an engine that is already running (`engine serve`, the app).
+"""Talking to the workspace's engine (the background one, `engine serve`, an app's).
 
-A command that finds a live engine for its database hands the work to it over a
-Unix socket instead of starting an engine of its own, the way `docker` talks to
-dockerd: it then imports nothing heavy (the standard library and platformdirs,
-enforced by a test) and the running engine starts the container at once.
+Commands hand their work to the engine serving their database over a Unix
+socket, the way `docker` talks to dockerd (engine/autostart.py starts one in
+the background when none serves): they then import nothing heavy (the standard
+library, enforced by a test) and the engine starts the container at once.
 
 Protocol: the client sends one JSON object on one line; the server answers with
-JSON lines, each an event: ``{"event": "job" | "log" | "final" | "error" |
-"mismatch", ...}``. A client that cannot reach a server, or whose settings the
-server does not share, falls back to an engine of its own: the socket is a fast
-path, never the only way.
+JSON lines, each an event: ``{"event": "started" | "log" | "records" | "final" |
+"error" | "refused" | "mismatch" | "subscribed" | "engine", ...}`` (see
+engine/control.py for the ops). A client that cannot reach a server, or whose
+settings the server does not share, falls back to an engine of its own.
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ import json
 import os
 import socket
 import tempfile
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-APP = "picsellia-tui"  # as engine.config.APP (that module imports pydantic)
 MAX_LINE = 64 * 2**20  # a log batch of 5,000 long lines fits
 
 
@@ -43,42 +39,6 @@ def socket_path(database: Path) -> Path:
     107 bytes and a workspace may sit deep in the file system."""
     key = hashlib.sha256(str(database.expanduser().absolute()).encode()).hexdigest()[:24]
     return runtime_dir() / f"engine-{key}.sock"
-
-
-def database_hint(config: Path | None, overrides: dict[str, Any]) -> tuple[Path, str] | None:
-    """(database path, executor) as the settings would resolve them, without
-    loading the settings (pydantic alone costs ~0.3 s); None when in doubt, and
-    the caller then starts its own engine, which reports any config problem.
-
-    The server checks both against its own settings, so a wrong guess here can
-    only lose the fast path, never run a job in the wrong workspace."""
-    try:
-        file_values: dict[str, Any] = {}
-        path = config
-        if path is None and os.environ.get("PICSELLIA_TUI_CONFIG"):
-            path = Path(os.environ["PICSELLIA_TUI_CONFIG"]).expanduser()
-        if path is not None and not path.is_file():
-            return None  # the engine of our own will say what is wrong
-        path = path or Path(platformdirs.user_config_dir(APP)) / "config.toml"
-        if path.is_file():
-            with path.open("rb") as f:
-                file_values = tomllib.load(f)
-
-        def value(key: str) -> Any:
-            if key in overrides:
-                return overrides[key]
-            env = os.environ.get(f"PICSELLIA_TUI_{key.upper()}")
-            if env is not None:
-                return env
-            return file_values.get(key)
-
-        data_dir = value("data_dir")
-        data = Path(data_dir) if data_dir else Path(platformdirs.user_data_dir(APP))
-        database = value("database")
-        db = Path(database) if database else data / "picsellia.db"
-        return db, str(value("executor") or "docker")
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 class Unavailable(Exception):

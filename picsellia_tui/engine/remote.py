@@ -229,7 +229,6 @@ class RemoteHandle:
         self.root_args = root_args if root_args is not None else settings.root_args()
         self.database = settings.database_path.expanduser().absolute()
         self.engine_id: str | None = None  # of the engine serving us now
-        self.started_engine = False  # whether this handle started one
         self._portal_cm: Any = None
         self._portal: BlockingPortal | None = None
         self._callbacks: list[Callable[[Event], None]] = []
@@ -243,8 +242,7 @@ class RemoteHandle:
 
     def _ensure(self) -> None:
         try:
-            if ensure_engine(self.database, self.settings.data_dir, self.root_args):
-                self.started_engine = True
+            ensure_engine(self.database, self.settings.data_dir, self.root_args)
         except StartFailed as exc:
             raise Unreachable(str(exc)) from None
 

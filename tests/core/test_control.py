@@ -20,7 +20,6 @@ import pytest
 from picsellia_tui.engine.config import load_settings
 from picsellia_tui.engine.control_client import (
     Unavailable,
-    database_hint,
     request,
     socket_path,
 )
@@ -243,40 +242,6 @@ def test_a_server_with_other_settings_is_not_used(ws: Workspace) -> None:
         next(request(ws.database, "docker", "launch"))
     with pytest.raises(Unavailable):
         next(request(ws.tmp / "other.db", "process", "launch"))
-
-
-def test_database_hint_agrees_with_the_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for k in list(os.environ):
-        if k.startswith("PICSELLIA_TUI_"):
-            monkeypatch.delenv(k)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
-
-    def same(config: Path | None = None, **overrides: object) -> None:
-        s = load_settings(config, **overrides)
-        assert database_hint(config, dict(overrides)) == (s.database_path, s.executor)
-
-    same()
-    same(data_dir=tmp_path / "d1")
-    monkeypatch.setenv("PICSELLIA_TUI_DATA_DIR", str(tmp_path / "d2"))
-    same()
-    monkeypatch.delenv("PICSELLIA_TUI_DATA_DIR")
-    user_cfg = tmp_path / "cfg" / "picsellia-tui" / "config.toml"
-    user_cfg.parent.mkdir(parents=True)
-    user_cfg.write_text(f'data_dir = "{tmp_path / "d3"}"\nexecutor = "process"\n')
-    same()
-    other = tmp_path / "other.toml"
-    other.write_text(f'database = "{tmp_path / "x.db"}"\n')
-    same(other)
-    monkeypatch.setenv("PICSELLIA_TUI_CONFIG", str(other))
-    same()
-    monkeypatch.setenv("PICSELLIA_TUI_DATABASE", str(tmp_path / "y.db"))
-    same()
-    # When the settings would refuse, the hint gives up (the command's own engine
-    # then reports the problem).
-    assert database_hint(tmp_path / "missing.toml", {}) is None
 
 
 def test_malformed_requests_are_refused_and_the_engine_keeps_serving(ws: Workspace) -> None:
