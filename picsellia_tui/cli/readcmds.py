@@ -90,8 +90,13 @@ def jobs_show(job_id: int, as_json: bool) -> None:
     )
     last = j.runs[-1] if j.runs else None
     if last and last.error_summary and last.status in ("failed", "killed"):
+        from picsellia_tui.engine.logtext import strip_ansi
+
         print("\nerror summary of the last run:")
-        print(last.error_summary)
+        # Line by line, as the terminal would leave each: a stored summary holding a
+        # cursor move or a lone carriage return must not glue the next line to it.
+        for line in last.error_summary.rstrip("\n").split("\n"):
+            print(strip_ansi(line))
 
 
 def jobs_logs(
