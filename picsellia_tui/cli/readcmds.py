@@ -206,7 +206,8 @@ def processings_show(name: str, as_json: bool) -> None:
     p = ns(data)
     print(f"{p.name} {p.version} ({p.visibility}{', owner ' + p.owner if p.owner else ''})")
     print(f"  {p.description}")
-    print(f"  task: {p.task}   target: {p.target_type}   output: {p.output_mode}")
+    api = "   picsellia api: on" if p.picsellia_api else ""
+    print(f"  task: {p.task}   target: {p.target_type}   output: {p.output_mode}{api}")
     run = " ".join(p.command) or "(the image's own)"
     entry = f"   entrypoint: {' '.join(p.entrypoint)}" if p.entrypoint else ""
     print(f"  image: {p.image}   command: {run}{entry}")

@@ -30,7 +30,7 @@ from picsellia_tui.storage.params import MASK
 
 # The migration these queries are written for; a test keeps it equal to
 # storage.db.SCHEMA_HEAD, so a schema change cannot leave them behind unnoticed.
-SCHEMA = "0004"
+SCHEMA = "0005"
 # Meta key: when the engine last synced the bundled processings (time.time()).
 CATALOG_SYNCED_AT = "catalog_synced_at"
 BUSY_TIMEOUT_S = 30.0
@@ -209,6 +209,7 @@ class LightReader:
             "visibility": r["visibility"],
             "owner": self.user(r["owner_id"]),
             "source_dir": r["source_dir"],
+            "picsellia_api": bool((_json(r["picsellia"], None) or {}).get("api")),
         }
 
     def check_catalog(self, processings_dir: Path) -> None:
