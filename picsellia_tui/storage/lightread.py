@@ -30,7 +30,7 @@ from picsellia_tui.storage.params import MASK
 
 # The migration these queries are written for; a test keeps it equal to
 # storage.db.SCHEMA_HEAD, so a schema change cannot leave them behind unnoticed.
-SCHEMA = "0005"
+SCHEMA = "0006"
 # Meta key: when the engine last synced the bundled processings (time.time()).
 CATALOG_SYNCED_AT = "catalog_synced_at"
 BUSY_TIMEOUT_S = 30.0
@@ -237,7 +237,9 @@ class LightReader:
                 raise Unsupported(f"{p} changed since the last sync")
 
     def processings(self) -> list[Row]:
-        rows = self._rows("SELECT * FROM processing ORDER BY target_type, name")
+        rows = self._rows(
+            "SELECT * FROM processing WHERE removed_at IS NULL ORDER BY target_type, name"
+        )
         return [self._processing(r) for r in rows]
 
     def processing(self, name: str) -> Row:
@@ -246,6 +248,12 @@ class LightReader:
             row = self._row("SELECT * FROM processing WHERE id = ?", int(name))
         if row is None:
             raise LightError(f"no processing named {name!r} (see: picsellia-tui processings list)")
+        if row["removed_at"] is not None:
+            removed = datetime.fromisoformat(row["removed_at"])
+            raise LightError(
+                f"processing {row['name']!r} was removed on {removed:%Y-%m-%d %H:%M} "
+                "(its jobs stay in the history)"
+            )
         return self._processing(row)
 
     # -- model versions -------------------------------------------------------------------

@@ -47,6 +47,11 @@ async def test_light_answers_equal_the_engines(tmp_path: Path) -> None:
         await e.wait_run(out.runs[-1].id)
         produced = (await e.job(out.id)).runs[-1].output_version_id
         assert produced is not None
+        # A removed private processing leaves the list; naming it says when it went.
+        await e.create_processing(
+            definition={"name": "gone", "image": "example/gone:1", "task": "MODEL_CONVERSION"}
+        )
+        await e.remove_processing("gone")
         running = await e.launch("test-copy", "m/v1", {"sleep": 30})
         await e.wait_run(running.runs[-1].id, lambda r: r.status == "running")
 
@@ -87,6 +92,7 @@ async def test_light_answers_equal_the_engines(tmp_path: Path) -> None:
             for lcall in (
                 lambda: r.job(999),
                 lambda: r.processing("nope"),
+                lambda: r.processing("gone"),
                 lambda: r.version("m/v9"),
                 lambda: r.version("zz/v1"),
                 lambda: r.version("42"),
@@ -101,6 +107,7 @@ async def test_light_answers_equal_the_engines(tmp_path: Path) -> None:
         for call in (
             lambda: e.job(999),
             lambda: e.processing("nope"),
+            lambda: e.processing("gone"),
             lambda: e.version("m/v9"),
             lambda: e.version("zz/v1"),
             lambda: e.version("42"),
