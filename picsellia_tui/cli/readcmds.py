@@ -241,6 +241,8 @@ def output_label(j: Any) -> str:
     """As JobView.output_label: the new version's name, or what the job does instead."""
     if j.output_mode == "update_input":
         return "(updates the input)"
+    if j.output_mode == "none" and j.picsellia_api:
+        return "(versions it makes via the Picsellia API)"
     if j.output_mode == "none":
         return "(no output version)"
     return str(j.output_version_name or "(a new version)")

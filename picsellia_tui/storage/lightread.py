@@ -366,6 +366,7 @@ class LightReader:
             "parameters": {k: (MASK if k in secret else v) for k, v in params.items()},
             "output_version_name": j["output_version_name"],
             "output_mode": str(snapshot.get("output_mode", "new_model_version")),
+            "picsellia_api": bool((snapshot.get("picsellia") or {}).get("api")),
             "image_ref": j["image_ref"],
             "executor": j["executor"],
             "host": j["host"],
