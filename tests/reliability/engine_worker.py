@@ -96,8 +96,8 @@ def install_hooks() -> None:
 
     orig_create = DE._create
 
-    def create(self: Any, spec: Any, image_id: str) -> str:
-        cid = orig_create(self, spec, image_id)
+    def create(self: Any, spec: Any, image_id: str, relay: str | None = None) -> str:
+        cid = orig_create(self, spec, image_id, relay)
         if _reached("after-create"):
             _die("after-create")
         return cid
