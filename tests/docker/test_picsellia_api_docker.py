@@ -4,6 +4,7 @@ the API is reachable from that run only."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import anyio
 import pytest
 
 from picsellia_tui.engine.core import Engine
+from picsellia_tui.engine.executors.api_relay import remote_dir_name
 from picsellia_tui.engine.hosts import HostConfig
 from tests.core.helpers import make_settings
 from tests.picsellia_sdk import SDK_FIXTURE, SDK_IMAGE, add_sdk_processing, run_sdk_suite
@@ -44,6 +46,10 @@ async def test_sdk_image_on_ssh_host(ssh_path: Any, sdk_image: str, tmp_path: Pa
     add_sdk_processing(s.processings_dir)
     async with Engine(s, supervise=True) as e:
         await run_sdk_suite(e, tmp_path, big_mb=30)
+        workspace = e.ws.workspace_id
+    # The forwarded socket's folder stays on the host by design (runs that outlive
+    # the engine find it again); the "host" is this machine here: tidy it.
+    shutil.rmtree(remote_dir_name(workspace[:12]), ignore_errors=True)
 
 
 def _host_addresses() -> list[str]:
