@@ -36,7 +36,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from picsellia_tui.engine.config import ConfigError
 from picsellia_tui.engine.control_client import runtime_dir, socket_path
 from picsellia_tui.engine.core import Engine
-from picsellia_tui.engine.errors import EngineError
+from picsellia_tui.engine.errors import DefinitionError, EngineError
 from picsellia_tui.engine.executors.base import ExecutorError
 from picsellia_tui.engine.logfollow import follow_records
 from picsellia_tui.storage.db import StorageError
@@ -188,6 +188,8 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
             error = {"event": "error", "message": msg, "code": code, "type": type(exc).__name__}
             if isinstance(getattr(exc, "field", None), str):
                 error["field"] = getattr(exc, "field")  # noqa: B009 (InvalidInput's)
+            if isinstance(exc, DefinitionError):  # the app puts it under the key's field
+                error.update(file=exc.file, key=exc.key, reason=exc.reason)
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send(error)
         except Exception as exc:
@@ -336,6 +338,14 @@ def _when(value: Any) -> datetime | None:
     return None if value is None else datetime.fromisoformat(str(value))
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _path(value: Any) -> Path | None:
+    return None if value is None else Path(str(value))
+
+
 # What `call` may run: an engine method and how its JSON arguments are decoded.
 # Reads, plus the services the app offers (launch, re-run, cancel).
 CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
@@ -368,6 +378,20 @@ CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
     "rerun": {"job_id": int, "same_image": bool},
     "cancel": {"job_id": int},
+    # The Processings tab: private processings and image builds.
+    "create_processing": {
+        "folder": _path,
+        "definition": lambda v: None if v is None else dict(v),
+        "template": _text,
+        "dest": _path,
+        "template_kind": str,
+    },
+    "plan_processing_update": {"name": str},
+    "update_processing": {"name": str, "expect_hash": _text},
+    "remove_processing": {"name": str},
+    "start_build": {"name": str, "host": _text},
+    "wait_build": {"build_id": int},
+    "cancel_build": {"build_id": int},
 }
 
 

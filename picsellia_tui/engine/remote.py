@@ -20,6 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -32,17 +33,21 @@ from picsellia_tui.engine.autostart import StartFailed, ensure_engine
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.control_client import MAX_LINE, socket_path
 from picsellia_tui.engine.events import (
+    BuildEnded,
     Event,
     ExternalChange,
     JobCreated,
     LogAppended,
+    ProcessingsChanged,
     Resync,
     RunChanged,
     VersionCreated,
 )
 from picsellia_tui.engine.views import (
+    BuildView,
     EngineStats,
     JobView,
+    ProcessingUpdate,
     ProcessingView,
     RunView,
     VersionView,
@@ -53,7 +58,16 @@ T = TypeVar("T")
 
 EVENTS: dict[str, type[Any]] = {
     c.__name__: c
-    for c in (JobCreated, RunChanged, LogAppended, VersionCreated, ExternalChange, Resync)
+    for c in (
+        JobCreated,
+        RunChanged,
+        LogAppended,
+        VersionCreated,
+        ProcessingsChanged,
+        BuildEnded,
+        ExternalChange,
+        Resync,
+    )
 }
 
 
@@ -70,6 +84,10 @@ def _error(event: dict[str, Any]) -> errors.EngineError:
     cls = getattr(errors, str(event.get("type")), None)
     if cls is errors.InvalidInput:
         return errors.InvalidInput(message, event.get("field"))
+    if cls is errors.DefinitionError:
+        return errors.DefinitionError(
+            str(event.get("file") or ""), str(event.get("key") or ""), str(event.get("reason"))
+        )
     if isinstance(cls, type) and issubclass(cls, errors.EngineError):
         return cls(message)
     return RemoteError(message)
@@ -98,10 +116,27 @@ DECODE: dict[str, Callable[[Any], Any]] = {
     "launch": JobView.model_validate,
     "rerun": RunView.model_validate,
     "cancel": RunView.model_validate,
+    "create_processing": ProcessingView.model_validate,
+    "plan_processing_update": ProcessingUpdate.model_validate,
+    "update_processing": ProcessingView.model_validate,
+    "remove_processing": ProcessingView.model_validate,
+    "start_build": BuildView.model_validate,
+    "wait_build": BuildView.model_validate,
+    "cancel_build": BuildView.model_validate,
 }
 
 
-SERVICES = {"launch", "rerun", "cancel"}  # calls that change the workspace
+# Calls that change the workspace (or start work): never sent twice.
+SERVICES = {
+    "launch",
+    "rerun",
+    "cancel",
+    "create_processing",
+    "update_processing",
+    "remove_processing",
+    "start_build",
+    "cancel_build",
+}
 
 
 class RemoteEngine:
@@ -218,6 +253,56 @@ class RemoteEngine:
 
     async def cancel(self, job_id: int) -> RunView:
         result: RunView = await self._call("cancel", job_id=job_id)
+        return result
+
+    # -- the Processings tab ------------------------------------------------------------
+
+    async def create_processing(
+        self,
+        folder: Path | None = None,
+        *,
+        definition: dict[str, Any] | None = None,
+        template: str | None = None,
+        dest: Path | None = None,
+        template_kind: str = "default",
+    ) -> ProcessingView:
+        result: ProcessingView = await self._call(
+            "create_processing",
+            # Absolute: the engine may run in another folder than the app.
+            folder=None if folder is None else str(folder.absolute()),
+            definition=definition,
+            template=template,
+            dest=None if dest is None else str(dest.absolute()),
+            template_kind=template_kind,
+        )
+        return result
+
+    async def plan_processing_update(self, name: str) -> ProcessingUpdate:
+        result: ProcessingUpdate = await self._call("plan_processing_update", name=name)
+        return result
+
+    async def update_processing(
+        self, name: str, *, expect_hash: str | None = None
+    ) -> ProcessingView:
+        result: ProcessingView = await self._call(
+            "update_processing", name=name, expect_hash=expect_hash
+        )
+        return result
+
+    async def remove_processing(self, name: str) -> ProcessingView:
+        result: ProcessingView = await self._call("remove_processing", name=name)
+        return result
+
+    async def start_build(self, name: str, *, host: str | None = None) -> BuildView:
+        result: BuildView = await self._call("start_build", name=name, host=host)
+        return result
+
+    async def wait_build(self, build_id: int) -> BuildView:
+        result: BuildView = await self._call("wait_build", build_id=build_id)
+        return result
+
+    async def cancel_build(self, build_id: int) -> BuildView:
+        result: BuildView = await self._call("cancel_build", build_id=build_id)
         return result
 
 
