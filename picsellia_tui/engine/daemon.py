@@ -23,6 +23,7 @@ from picsellia_tui.engine.core import Engine
 
 log = logging.getLogger("picsellia_tui.engine")
 IDLE_CHECK_S = 0.5
+TAKE_OVER_CHECK_S = 1.0
 
 
 async def serve_engine(
@@ -50,6 +51,12 @@ async def serve_engine(
         )
         if idle_exit:
             tg.start_soon(_leave_when_idle, e, presence, tg.cancel_scope, say)
+        elif sock is None:
+            # Another engine (a background one, an app's) has the socket: this one
+            # takes it over when that one leaves, so commands then find this one
+            # (`engine serve` under systemd, started while a background engine ran).
+            say("another engine serves the socket for now; this one takes it over when it leaves")
+            tg.start_soon(_take_over_socket, e, presence, say)
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 say("engine stopping; runs keep going and are adopted at next start")
@@ -77,3 +84,14 @@ async def _leave_when_idle(
             say(f"engine {e.engine_id}: idle for {grace:g} s (no run, no client); leaving")
             scope.cancel()
             return
+
+
+async def _take_over_socket(e: Engine, presence: Presence, say: Callable[[str], None]) -> None:
+    while True:
+        await anyio.sleep(TAKE_OVER_CHECK_S)
+        async with anyio.create_task_group() as tg:
+            sock = await tg.start(serve_control, e, presence)
+            if sock is None:
+                continue  # still held: serve_control has returned
+            say(f"engine {e.engine_id}: commands hand it their launches through {sock} now")
+            await anyio.sleep_forever()  # serve_control serves in tg until we are cancelled

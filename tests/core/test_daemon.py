@@ -273,3 +273,25 @@ def test_a_parameter_with_one_bound_shows_its_range() -> None:
         "1..1e+06",
         "-",
     )
+
+
+def test_engine_serve_takes_the_socket_over_when_the_background_engine_leaves(
+    ws: Workspace,
+) -> None:
+    """`engine serve` (say under systemd) started while a background engine
+    serves: it takes the socket once that one leaves, and commands then use it
+    instead of starting another background engine."""
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1")
+    assert r.returncode == 0, r.stderr
+    (background,) = ws.background_engines()
+    server, banner = ws.serve()
+    assert "through" not in banner, banner
+    assert server.stderr is not None
+    assert "takes it over when it leaves" in server.stderr.readline()
+    os.kill(background, signal.SIGTERM)
+    assert "through" in server.stderr.readline()
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert ws.background_engines() == []  # the command used `engine serve`
+    log = (ws.tmp / "data" / "engine.log").read_text()
+    assert log.count(" serving ") == 1, log
