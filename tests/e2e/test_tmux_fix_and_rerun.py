@@ -120,15 +120,22 @@ def test_fix_the_code_rebuild_and_rerun(
     t.keys("r")
     t.wait("re-run confirmation", has("Re-run job 1?", "run #2"))
     t.keys("y")
+    # The run history: each run's image digest, short; the re-run ran the rebuilt
+    # image, a different digest, marked (●) where it changed. (Waited for: the
+    # run-end notices may cover the column for a few seconds.)
+    ran = r"#1\s+✗ failed.*\s([0-9a-f]{12})\s*$"
+    rerun = r"#2\s+✓ succeeded.*\s● ([0-9a-f]{12})\s*$"
     final = t.wait(
-        "run #2 succeeded",
-        lambda s: re.search(r"#2\s+✓ succeeded", s) is not None and "job 1 ✓ succeeded" in s,
+        "run #2 succeeded, on another image",
+        lambda s: (
+            "job 1 ✓ succeeded" in s
+            and re.search(ran, s, re.M) is not None
+            and re.search(rerun, s, re.M) is not None
+        ),
         timeout=120,
     )
-    # The run history: each run's image digest, short; the re-run ran the rebuilt
-    # image, a different digest, marked (●) where it changed.
-    one = re.search(r"#1\s+✗ failed.*\s([0-9a-f]{12})\s*$", final, re.M)
-    two = re.search(r"#2\s+✓ succeeded.*\s● ([0-9a-f]{12})\s*$", final, re.M)
+    one = re.search(ran, final, re.M)
+    two = re.search(rerun, final, re.M)
     assert one and two, final
     assert one.group(1) == first.group(1) != two.group(1)
     t.keys("q")
