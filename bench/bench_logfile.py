@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 
 from picsellia_tui.engine.executors.base import LogLine
-from picsellia_tui.storage.logfile import LogReader, LogWriter, encode_record, error_tail
+from picsellia_tui.storage.logfile import search as logsearch
+from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.record import encode_record
+from picsellia_tui.storage.logfile.search import error_tail
+from picsellia_tui.storage.logfile.writer import LogWriter
 
 
 def rss_kb() -> int:
@@ -91,10 +95,10 @@ def main() -> None:
         random_1000 = time.perf_counter() - t
 
         t = time.perf_counter()
-        miss = reader.search("no such text", 0)
+        miss = logsearch.search(reader, "no such text", 0)
         search_miss = time.perf_counter() - t
         t = time.perf_counter()
-        reader.search("step 0000001", len(reader) - 1, backwards=True)
+        logsearch.search(reader, "step 0000001", len(reader) - 1, backwards=True)
         search_back = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -102,7 +106,7 @@ def main() -> None:
         etail = time.perf_counter() - t
 
         t = time.perf_counter()
-        reader.export(tmp / "export.txt", timestamps=False)
+        logsearch.export(reader, tmp / "export.txt", timestamps=False)
         export = time.perf_counter() - t
         rss2 = rss_kb()
 

@@ -39,7 +39,7 @@ from bench.common import (
 
 async def engine_run(root: Path, n: int) -> tuple[float, int, int, int, float, str]:
     from picsellia_tui.engine.core import Engine
-    from picsellia_tui.storage.logfile import LogReader
+    from picsellia_tui.storage.logfile.reader import LogReader
 
     settings = bench_settings(root)
     async with Engine(settings, supervise=True) as e:

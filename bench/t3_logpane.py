@@ -45,7 +45,8 @@ def _handle(root: Path, **kw: Any) -> Any:
 
 def _write_big_log(path: Path, n: int) -> None:
     from picsellia_tui.engine.executors.base import LogLine
-    from picsellia_tui.storage.logfile import LogWriter, index_path
+    from picsellia_tui.storage.logfile.record import index_path
+    from picsellia_tui.storage.logfile.writer import LogWriter
 
     path.unlink(missing_ok=True)
     index_path(path).unlink(missing_ok=True)

@@ -36,7 +36,7 @@ CLI = str(Path(PYTHON).with_name("picsellia-tui"))
 
 
 def stored(logs: list[str]) -> int:
-    from picsellia_tui.storage.logfile import LogReader
+    from picsellia_tui.storage.logfile.reader import LogReader
 
     total = 0
     for path in logs:

@@ -56,7 +56,7 @@ def archive_roundtrip(path: Path) -> float:
 
 async def api_run(root: Path, model: Path, requests: int) -> dict[str, float]:
     from picsellia_tui.engine.core import Engine
-    from picsellia_tui.storage.logfile import LogReader
+    from picsellia_tui.storage.logfile.reader import LogReader
 
     settings = bench_settings(root)
     shutil.copytree(BENCH / "proc_api_io", settings.processings_dir / PROC)

@@ -16,7 +16,7 @@ import anyio
 import requests
 
 from picsellia_tui.engine.core import Engine
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from picsellia_tui.storage.models import Run
 
 SDK_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "proc_sdk"

@@ -11,17 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from picsellia_tui.engine.executors.base import LogLine
-from picsellia_tui.storage.logfile import (
-    LogReader,
+from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.record import (
     LogRecord,
-    LogWriter,
     basic_clean,
     decode_record,
     encode_record,
-    error_tail,
     format_ts,
     index_path,
 )
+from picsellia_tui.storage.logfile.search import error_tail, export, search
+from picsellia_tui.storage.logfile.writer import LogWriter
 
 # Any code point, with surrogates and the characters the format escapes made common.
 ANY_CHAR = st.one_of(
@@ -92,14 +92,14 @@ def test_one_megabyte_line(tmp_path: Path) -> None:
     r = LogReader(path)
     assert r.record(1) == LogRecord(2, "stderr", big)
     assert r.record(2).text == "after"
-    assert r.search("after", 0) == 2
+    assert search(r, "after", 0) == 2
 
 
 def test_missing_file_is_empty_and_appears_later(tmp_path: Path) -> None:
     path = tmp_path / "later.log"
     r = LogReader(path)
     assert len(r) == 0 and r.tail(10) == [] and r.records(0, 5) == []
-    assert r.search("x", 0) is None
+    assert search(r, "x", 0) is None
     with LogWriter(path) as w:
         w.append([L(1, "hello")])
         assert r.refresh() == 1
@@ -140,20 +140,20 @@ def test_records_tail_iter(hundred: Path) -> None:
 
 def test_search(hundred: Path) -> None:
     r = LogReader(hundred)
-    assert r.search("error", 0) == 3
-    assert r.search("error", 4) == 13
-    assert r.search("error", 13) == 13
-    assert r.search("error", 99, backwards=True) == 93
-    assert r.search("error", 92, backwards=True) == 83
-    assert r.search("error", 2, backwards=True) is None
-    assert r.search("error", 0, case_sensitive=True) is None
-    assert r.search("ERROR", 0, case_sensitive=True) == 3
-    assert r.search(r"line \d5 ", 0, regex=True) == 15
-    assert r.search("nothing", 0) is None
-    assert r.search("line 1 ", 0) == 1  # literal, not a regex
-    assert r.search("line.1", 0) is None
-    assert r.search("", 0) is None
-    assert r.search("x", 1000) is None
+    assert search(r, "error", 0) == 3
+    assert search(r, "error", 4) == 13
+    assert search(r, "error", 13) == 13
+    assert search(r, "error", 99, backwards=True) == 93
+    assert search(r, "error", 92, backwards=True) == 83
+    assert search(r, "error", 2, backwards=True) is None
+    assert search(r, "error", 0, case_sensitive=True) is None
+    assert search(r, "ERROR", 0, case_sensitive=True) == 3
+    assert search(r, r"line \d5 ", 0, regex=True) == 15
+    assert search(r, "nothing", 0) is None
+    assert search(r, "line 1 ", 0) == 1  # literal, not a regex
+    assert search(r, "line.1", 0) is None
+    assert search(r, "", 0) is None
+    assert search(r, "x", 1000) is None
 
 
 def test_search_sees_text_not_escape_codes(tmp_path: Path) -> None:
@@ -163,23 +163,23 @@ def test_search_sees_text_not_escape_codes(tmp_path: Path) -> None:
             [L(1, "plain"), L(2, "\x1b[31mfoo\x1b[0mbar"), L(3, "a\\b"), L(4, "50%\r100% done")]
         )
     r = LogReader(path)
-    assert r.search("foobar", 0) == 1
-    assert r.search("a\\b", 0) == 2
-    assert r.search("100% done", 0) == 3
-    assert r.search("50%", 0) is None  # overwritten by the carriage return
+    assert search(r, "foobar", 0) == 1
+    assert search(r, "a\\b", 0) == 2
+    assert search(r, "100% done", 0) == 3
+    assert search(r, "50%", 0) is None  # overwritten by the carriage return
 
 
 def test_search_across_many_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import picsellia_tui.storage.logfile as lf
+    from picsellia_tui.storage.logfile import record as lf
 
-    monkeypatch.setattr(lf, "_CHUNK", 256)
+    monkeypatch.setattr(lf, "CHUNK", 256)
     path = tmp_path / "m.log"
     with LogWriter(path) as w:
         w.append(L(i, f"row {i:05d}") for i in range(2000))
     r = LogReader(path)
-    assert r.search("row 01500", 0) == 1500
-    assert r.search("row 00010", 1999, backwards=True) == 10
-    assert r.search("ROW 0199", 0) == 1990
+    assert search(r, "row 01500", 0) == 1500
+    assert search(r, "row 00010", 1999, backwards=True) == 10
+    assert search(r, "ROW 0199", 0) == 1990
     assert len(r.records(0)) == 2000
     assert len(list(r.iter_from(0))) == 2000
 
@@ -187,10 +187,10 @@ def test_search_across_many_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_export(hundred: Path, tmp_path: Path) -> None:
     r = LogReader(hundred)
     dest = tmp_path / "out" / "x.log"
-    assert r.export(dest, timestamps=False) == 100
+    assert export(r, dest, timestamps=False) == 100
     lines = dest.read_text().splitlines()
     assert lines[0] == "line 0 ok" and len(lines) == 100
-    r.export(dest, timestamps=True)
+    export(r, dest, timestamps=True)
     first = dest.read_text().splitlines()[1]
     assert first == f"{format_ts(1001)} E line 1 ok"
     assert first.startswith("1970-01-01T00:00:00.000001001Z")
@@ -201,7 +201,7 @@ def test_export_is_sanitized(tmp_path: Path) -> None:
     with LogWriter(path) as w:
         w.append([L(1, "\x1b]0;pwned\x07\x1b[31mred\x1b[0m\x00\x07 a\rb"), L(2, "x\ny")])
     dest = tmp_path / "s.txt"
-    LogReader(path).export(dest)
+    export(LogReader(path), dest)
     out = dest.read_text()
     assert "\x1b" not in out and "\x00" not in out and "\x07" not in out
     assert out == "b\nxy\n"
@@ -369,7 +369,8 @@ def test_reader_follows_writer_in_another_process(tmp_path: Path) -> None:
         f"""
         import sys, time
         from picsellia_tui.engine.executors.base import LogLine
-        from picsellia_tui.storage.logfile import LogWriter
+        from picsellia_tui.storage.logfile.search import export, search
+        from picsellia_tui.storage.logfile.writer import LogWriter
         with LogWriter({str(path)!r}) as w:
             w.append([LogLine(1, "stdout", "first")])
             print("ready", flush=True)
@@ -425,9 +426,9 @@ def test_writer_rejects_after_close(tmp_path: Path) -> None:
 
 
 def test_text_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import picsellia_tui.storage.logfile as lf
+    from picsellia_tui.storage.logfile import record as lf
 
-    monkeypatch.setattr(lf, "_CHUNK", 64)
+    monkeypatch.setattr(lf, "CHUNK", 64)
     path = tmp_path / "c.log"
     odd = ["plain", "é漢", "tab\there", "back\\slash", "x\ny", "\x1b[31mred", "lone \udc80"]
     with LogWriter(path) as w:

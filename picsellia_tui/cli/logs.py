@@ -15,7 +15,7 @@ async def follow_log(e: Engine, run_id: int, timestamps: bool, start: int = 0) -
     """Print a run's log from line `start`, following while it is active."""
     from picsellia_tui.engine.logfollow import follow_records
     from picsellia_tui.engine.logtext import sanitize
-    from picsellia_tui.storage.logfile import format_ts
+    from picsellia_tui.storage.logfile.record import format_ts
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     async for batch in follow_records(e, run_id, start):
@@ -28,7 +28,8 @@ async def follow_log(e: Engine, run_id: int, timestamps: bool, start: int = 0) -
 def print_once(path: str, timestamps: bool, start: int = 0, tail: int | None = None) -> None:
     """Print a stored log from line `start` (or its last `tail` lines)."""
     from picsellia_tui.engine.logtext import sanitize
-    from picsellia_tui.storage.logfile import LogReader, format_ts
+    from picsellia_tui.storage.logfile.reader import LogReader
+    from picsellia_tui.storage.logfile.record import format_ts
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     reader = LogReader(Path(path))

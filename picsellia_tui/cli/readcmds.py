@@ -115,7 +115,7 @@ def jobs_logs(
             return
 
         async def go(e: Engine) -> None:
-            from picsellia_tui.storage.logfile import LogReader
+            from picsellia_tui.storage.logfile.reader import LogReader
 
             start = 0
             if tail is not None:

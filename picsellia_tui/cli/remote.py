@@ -106,7 +106,7 @@ def follow_on_engine(job_id: int, attempt: int | None, tail: int | None, timesta
     from types import SimpleNamespace
 
     from picsellia_tui.engine.logtext import sanitize
-    from picsellia_tui.storage.logfile import format_ts
+    from picsellia_tui.storage.logfile.record import format_ts
 
     events = engine_events("follow", job_id=job_id, attempt=attempt, tail=tail)
     if events is None:

@@ -17,7 +17,7 @@ from picsellia_tui.engine.logcapture import LogSink, one_line_batches
 from picsellia_tui.engine.retry import with_host_retry
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.storage.domain import RunStatus
-from picsellia_tui.storage.logfile import LogWriter
+from picsellia_tui.storage.logfile.writer import LogWriter
 from picsellia_tui.storage.models import Job, Run
 
 log = logging.getLogger("picsellia_tui.engine")

@@ -41,7 +41,7 @@ from picsellia_tui.engine.executors.base import ExecutorError
 from picsellia_tui.engine.logfollow import follow_records
 from picsellia_tui.storage.db import StorageError
 from picsellia_tui.storage.domain import RunStatus
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 
 log = logging.getLogger(__name__)
 

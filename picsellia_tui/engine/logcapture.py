@@ -17,7 +17,7 @@ import anyio
 
 from picsellia_tui.engine.executors.base import LogLine, Stream
 from picsellia_tui.engine.logtext import mask_across, secret_masker, secret_pattern
-from picsellia_tui.storage.logfile import LogWriter
+from picsellia_tui.storage.logfile.writer import LogWriter
 
 HIGH_WATER = 50_000
 # Executors cut lines longer than 1 MiB into pieces, maybe in the middle of a secret:

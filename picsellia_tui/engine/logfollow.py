@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from picsellia_tui.storage.domain import RunStatus
-from picsellia_tui.storage.logfile import LogReader, LogRecord
+from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.record import LogRecord
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.core import Engine

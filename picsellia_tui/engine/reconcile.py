@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.storage import repo
-from picsellia_tui.storage.logfile import index_path
+from picsellia_tui.storage.logfile.record import index_path
 from picsellia_tui.storage.models import Run
 
 

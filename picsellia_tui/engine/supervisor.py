@@ -27,7 +27,8 @@ from picsellia_tui.engine.runspec import build_spec
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.storage import repo
 from picsellia_tui.storage.domain import OutputMode, RunStatus
-from picsellia_tui.storage.logfile import LogWriter, error_tail
+from picsellia_tui.storage.logfile.search import error_tail
+from picsellia_tui.storage.logfile.writer import LogWriter
 from picsellia_tui.storage.models import Job, ModelVersion, Run, VersionFile
 
 log = logging.getLogger("picsellia_tui.engine")

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from picsellia_tui.engine.core import Engine
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.core.helpers import make_settings, model_file
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.errors import Incompatible, InvalidInput, NotFound, RerunRefused
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.core.helpers import make_settings, model_file
 
 pytestmark = pytest.mark.anyio

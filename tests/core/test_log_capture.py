@@ -6,7 +6,9 @@ import random
 from pathlib import Path
 
 from picsellia_tui.engine.executors.base import LogLine
-from picsellia_tui.storage.logfile import LogReader, LogWriter, encode_record
+from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.record import encode_record
+from picsellia_tui.storage.logfile.writer import LogWriter
 
 
 def test_batches_sharing_stamps_store_the_same_bytes_as_records(tmp_path: Path) -> None:

@@ -333,7 +333,7 @@ async def test_uploads_are_bounded_by_the_outputs_quota(api: Api) -> None:
 async def test_process_run_goes_on_through_an_engine_restart(tmp_path: Path) -> None:
     """The engine leaves while a process run posts to the API; the next engine
     serves the same token on the same loopback port and the run ends well."""
-    from picsellia_tui.storage.logfile import LogReader
+    from picsellia_tui.storage.logfile.reader import LogReader
     from tests.picsellia_sdk import MARK
 
     s = make_settings(tmp_path)

@@ -18,7 +18,7 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.hosts import HostConfig
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.core.helpers import make_settings, model_file
 from tests.dockerd import restart_dockerd
 from tests.reliability.helpers import docker_by_stream, stored_by_stream

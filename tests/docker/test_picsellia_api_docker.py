@@ -139,7 +139,7 @@ async def test_engine_restart_mid_run_keeps_the_api(sdk_image: str, tmp_path: Pa
     """The engine leaves while an API run goes on (app closed, engine idle exit,
     crash): the next engine serves the same token at the same place and the run
     finishes through the API."""
-    from picsellia_tui.storage.logfile import LogReader
+    from picsellia_tui.storage.logfile.reader import LogReader
     from tests.picsellia_sdk import MARK, checks
 
     s = make_settings(tmp_path, executor="docker")

@@ -44,8 +44,9 @@ from picsellia_tui.engine.core import Engine  # noqa: E402
 from picsellia_tui.engine.errors import EngineError, RerunRefused  # noqa: E402
 from picsellia_tui.engine.executors import archives, process  # noqa: E402
 from picsellia_tui.engine.supervisor import RunSupervisor  # noqa: E402
-from picsellia_tui.storage import logfile, repo  # noqa: E402
+from picsellia_tui.storage import repo  # noqa: E402
 from picsellia_tui.storage.domain import RunStatus  # noqa: E402
+from picsellia_tui.storage.logfile import record, writer  # noqa: E402
 
 CFG: dict[str, Any] = json.loads(Path(sys.argv[1]).read_text())
 _hits = {"n": 0}
@@ -131,21 +132,21 @@ def install_hooks() -> None:
 
     repo.transition = transition  # type: ignore[assignment]
 
-    orig_append = logfile.LogWriter.append
+    orig_append = writer.LogWriter.append
 
     def append(self: Any, lines: Any) -> int:
         lines = list(lines)
         crash = CFG.get("crash") or {}
         if crash.get("point") == "mid-log-torn" and lines and _reached("mid-log-torn", len(lines)):
             # Half of this batch reaches the data file, the index never: a torn write.
-            data = b"".join(logfile.encode_record(ln.ts_ns, ln.stream, ln.text) for ln in lines)
+            data = b"".join(record.encode_record(ln.ts_ns, ln.stream, ln.text) for ln in lines)
             os.write(self._fd, data[: max(1, len(data) // 2)])
             _die("mid-log-torn")
         if crash.get("point") == "mid-log" and lines and _reached("mid-log", len(lines)):
             _die("mid-log")
         return orig_append(self, lines)
 
-    logfile.LogWriter.append = append  # type: ignore[method-assign]
+    writer.LogWriter.append = append  # type: ignore[method-assign]
 
     orig_open_new = archives._open_new
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.logtext import MASK
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -20,7 +20,7 @@ import pytest
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.docker_executor import DockerExecutor
 from picsellia_tui.engine.executors.process import ProcessExecutor
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.reliability.helpers import (
     Tally,
     cli_env,

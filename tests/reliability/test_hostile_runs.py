@@ -16,7 +16,8 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.logtext import sanitize, strip_ansi
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.search import export
 from tests.reliability.helpers import (
     Tally,
     cli_env,
@@ -183,7 +184,7 @@ async def test_hostile_log_bytes_stored_whole_and_never_raw_on_a_terminal(
     # Export and the command line: plain text only.
     out = tmp_path / "export.txt"
     with LogReader(Path(run.log_path)) as reader:
-        assert reader.export(out, clean=strip_ansi) == len(texts)
+        assert export(reader, out, clean=strip_ansi) == len(texts)
     assert not RAW_RX.search(out.read_text("utf-8").replace("\n", "")), "raw control in export"
     cfg = config_file(s, tmp_path / "config.toml")
     cli = run_cli(["--config", str(cfg), "jobs", "logs", str(job.id)], env=cli_env())
@@ -241,7 +242,7 @@ async def test_a_backlog_slower_than_the_drain_grace_is_not_cut(
 
     from picsellia_tui.engine import capture
     from picsellia_tui.engine.executors.process import ProcessExecutor
-    from picsellia_tui.storage.logfile import LogWriter
+    from picsellia_tui.storage.logfile.writer import LogWriter
 
     monkeypatch.setattr(capture, "DRAIN_GRACE_S", 0.5)
     monkeypatch.setattr(capture, "REPLAY_IDLE_S", 1.0, raising=False)

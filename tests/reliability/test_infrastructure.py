@@ -21,7 +21,7 @@ from picsellia_tui.engine import capture
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.docker_executor import DockerExecutor
 from picsellia_tui.engine.hosts import HostConfig
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.dockerd import restart_dockerd
 from tests.reliability.helpers import (
     Tally,

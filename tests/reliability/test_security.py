@@ -22,7 +22,7 @@ from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.base import HostUnreachable
 from picsellia_tui.engine.hosts import HostConfig, connect
 from picsellia_tui.engine.logtext import MASK, strip_ansi
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.reliability.helpers import (
     SECRET,
     Tally,
@@ -78,7 +78,7 @@ async def test_secrets_never_stored_or_shown_in_clear(
         assert all(SECRET not in v.model_dump_json() for v in views)
         export = tmp_path / "exports" / "run.log"
         with LogReader(Path(runs[0].log_path)) as reader:
-            reader.export(export, timestamps=True, clean=strip_ansi)
+            export(reader, export, timestamps=True, clean=strip_ansi)
     places: dict[str, list[tuple[Path, bytes]]] = {
         "data dir (database, WAL, logs, blobs, runs)": _all_bytes_under(s.data_dir),
         "exported log": [(export, export.read_bytes())],

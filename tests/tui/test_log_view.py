@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 from textual.widgets import Footer, Input
 
 from picsellia_tui.engine.executors.base import LogLine
-from picsellia_tui.storage.logfile import LogWriter
+from picsellia_tui.storage.logfile.writer import LogWriter
 from picsellia_tui.tui.widgets.log_view import LogLines, LogView
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@
 
 :class:`LogView` is what screens mount: a :class:`LogLines` (a ``ScrollView`` that
 renders only the visible rows, reading records on demand from a
-:class:`~picsellia_tui.storage.logfile.LogReader`), a search bar and a small hint
+:class:`~picsellia_tui.storage.logfile.reader.LogReader`), a search bar and a small hint
 line ("+N new lines"). Nothing holds the whole log in memory: the reader keeps the
 offset index, the view an LRU cache of rendered lines and, when wrapping, one row
 offset a line.
@@ -43,7 +43,9 @@ from textual.widgets import Input, Static
 from textual.worker import Worker, get_current_worker
 
 from picsellia_tui.engine.logtext import sanitize, strip_ansi
-from picsellia_tui.storage.logfile import LogReader, LogRecord, decode_text
+from picsellia_tui.storage.logfile import search as logsearch
+from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.record import LogRecord, decode_text
 
 DEFAULT_SAVE_DIR = Path("~/picsellia-logs")
 DISPLAY_CAP = 10_000  # cells shown of one line (the rest is "…"); export keeps all
@@ -789,7 +791,8 @@ class LogView(Vertical):
         _, pattern, regex, case = search
 
         def find(begin: int) -> int | None:
-            return reader.search(
+            return logsearch.search(
+                reader,
                 pattern,
                 begin,
                 backwards=backwards,
@@ -858,7 +861,7 @@ class LogView(Vertical):
     @work(thread=True, exclusive=True, group="log-save")
     def _save_worker(self, reader: LogReader, dest: Path, timestamps: bool) -> None:
         try:
-            count = reader.export(dest, timestamps=timestamps, clean=strip_ansi)
+            count = logsearch.export(reader, dest, timestamps=timestamps, clean=strip_ansi)
         except OSError as exc:
             self.app.call_from_thread(self._save_failed, dest, exc)
         else:
