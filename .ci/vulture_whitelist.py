@@ -64,13 +64,3 @@ _.visible_text  # LogLines rows as text (TUI tests, bench/t3_logpane.py)
 
 # -- docker-py internals written by docker_private.py (install_transport, set_server_version)
 _._custom_adapter
-
-# -- dead code listed in issue 14 item 4, removed by that item: drop each line with it
-_.IllegalTransition  # engine/errors.py
-_.ROOT_DIR  # docker_executor.py
-_._is_not_found  # docker_executor.py
-_.data_size  # storage/logfile.py
-_.wait_for_lines  # storage/logfile.py
-_.copy_to  # storage/blobs.py
-_.sync  # storage/logfile.py LogWriter.sync: nothing calls it
-_.work_dir  # RunSpec.work_dir: the engine sets it, no executor reads it

@@ -82,15 +82,8 @@ def _open_app(options: dict[str, str]) -> bool:
         config = options.get("config")
         return load_settings(Path(config) if config else None, **overrides)
 
-    try:
-        run_app(load)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:
-        from picsellia_tui.cli.errors import report
+    from picsellia_tui.cli.errors import reported
 
-        sys.exit(report(exc))
+    with reported():
+        run_app(load)
     return True

@@ -34,3 +34,12 @@ def size(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def first_line(value: BaseException | str) -> str:
+    """An error (or a text) as the one line a person reads first: its first
+    non-blank line; for an error without a message, its type's name."""
+    text = str(value).strip()
+    if text:
+        return text.splitlines()[0].strip()
+    return type(value).__name__ if isinstance(value, BaseException) else ""

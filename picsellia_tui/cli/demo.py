@@ -14,6 +14,7 @@ from typing import Any
 import platformdirs
 
 from picsellia_tui.engine.config import APP, Settings, load_settings
+from picsellia_tui.humanize import first_line
 
 
 def demo_dir() -> Path:
@@ -98,6 +99,6 @@ async def build_images(engine: Any, names: list[str]) -> list[str]:
         try:
             await engine.build_processing(name)
         except Exception as exc:
-            print(f"demo: {name} did not build: {str(exc).splitlines()[0]}", file=sys.stderr)
+            print(f"demo: {name} did not build: {first_line(exc)}", file=sys.stderr)
             failed.append(name)
     return failed

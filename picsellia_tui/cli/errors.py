@@ -4,8 +4,12 @@ traceback on the terminal (an unexpected one goes to a crash file)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
+
+from picsellia_tui.humanize import first_line
 
 
 class CliError(Exception):
@@ -16,6 +20,19 @@ class CliError(Exception):
 
 def fail(message: str, code: int = 1) -> NoReturn:
     raise CliError(message, code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Whatever goes wrong inside ends the process with one line and an exit code
+    (130 for Ctrl-C): the command line and the app opened without it share this."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # SystemExit passes through untouched
+        sys.exit(report(exc))
 
 
 def report(exc: BaseException) -> int:
@@ -41,8 +58,7 @@ def report(exc: BaseException) -> int:
     except ImportError:
         pass
     if isinstance(exc, known):
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {first_line(exc)}", file=sys.stderr)
         return (
             2
             if type(exc).__name__
@@ -55,11 +71,6 @@ def report(exc: BaseException) -> int:
     path = Path(tempfile.gettempdir()) / "picsellia-tui-crash.log"
     with path.open("a") as f:
         traceback.print_exception(exc, file=f)
-    first = str(exc).splitlines()[0] if str(exc) else ""
+    first = first_line(str(exc))
     print(f"error: unexpected {type(exc).__name__}: {first} (details in {path})", file=sys.stderr)
     return 70
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

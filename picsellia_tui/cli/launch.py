@@ -12,6 +12,7 @@ from picsellia_tui.cli.context import EXIT_FOR, JsonOpt, with_engine
 from picsellia_tui.cli.errors import fail
 from picsellia_tui.cli.logs import follow_log
 from picsellia_tui.cli.remote import on_running_engine
+from picsellia_tui.humanize import first_line
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.core import Engine
@@ -144,4 +145,4 @@ def print_outcome(job_id: int, run: Any) -> None:
         line += f" (exit {run.exit_code})"
     print(line)
     if run.status == "failed" and run.error_summary:
-        print(run.error_summary.splitlines()[0], file=sys.stderr)
+        print(first_line(run.error_summary), file=sys.stderr)

@@ -18,7 +18,7 @@ from picsellia_tui import __version__
 from picsellia_tui.cli import launch as _launch
 from picsellia_tui.cli.context import STATE, JsonOpt, OpenApp, open_tui, settings
 from picsellia_tui.cli.engine import engine_app
-from picsellia_tui.cli.errors import report
+from picsellia_tui.cli.errors import reported
 from picsellia_tui.cli.jobs import jobs_app
 from picsellia_tui.cli.models import models_app
 from picsellia_tui.cli.processings import processings_app
@@ -103,16 +103,12 @@ def main(open_app: OpenApp | None = None) -> None:
     """Run the command line; `open_app` opens the interface when a command asks for
     it (the bare command, `demo`)."""
     STATE["open_app"] = open_app
-    try:
-        # Without standalone mode click returns the code of a typer.Exit.
-        rc = app(standalone_mode=False)
+    with reported():
+        try:
+            # Without standalone mode click returns the code of a typer.Exit.
+            rc = app(standalone_mode=False)
+        except typer.Exit as exc:
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # click's own Ctrl-C
+            raise KeyboardInterrupt from None
         sys.exit(rc if isinstance(rc, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:
-        sys.exit(report(exc))

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from picsellia_tui.cli.context import JsonOpt, with_engine
-from picsellia_tui.cli.errors import fail, first_line
+from picsellia_tui.cli.errors import fail
+from picsellia_tui.humanize import first_line
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.core import Engine

@@ -12,11 +12,12 @@ import anyio
 from sqlmodel import Session
 
 from picsellia_tui.engine.events import LogAppended, RunChanged
-from picsellia_tui.engine.executors.base import Executor, LogLine, Stream
+from picsellia_tui.engine.executors.base import Executor, LogLine
 from picsellia_tui.engine.logcapture import LogSink, one_line_batches
 from picsellia_tui.engine.retry import with_host_retry
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.storage.domain import RunStatus
+from picsellia_tui.storage.logfile.record import Stream
 from picsellia_tui.storage.logfile.writer import LogWriter
 from picsellia_tui.storage.models import Job, Run
 

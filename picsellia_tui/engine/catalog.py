@@ -21,6 +21,7 @@ from picsellia_tui.engine.definitions import (
 from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound, read_only
 from picsellia_tui.engine.views import ProcessingChange, ProcessingUpdate
 from picsellia_tui.engine.workspace import Workspace
+from picsellia_tui.humanize import first_line
 from picsellia_tui.storage.domain import (
     NAME_RE,
     VERSION_NAME_RE,
@@ -601,7 +602,7 @@ def read_result(outputs: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0][:120]
+        reason = first_line(exc)[:120]
         raise InvalidInput(f"result.json is not valid JSON ({reason})", "result.json") from None
     if not isinstance(data, dict):
         raise InvalidInput("result.json must hold a JSON object", "result.json")

@@ -39,6 +39,7 @@ from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.errors import DefinitionError, EngineError
 from picsellia_tui.engine.executors.base import ExecutorError
 from picsellia_tui.engine.logfollow import follow_records
+from picsellia_tui.humanize import first_line
 from picsellia_tui.storage.db import StorageError
 from picsellia_tui.storage.domain import RunStatus
 from picsellia_tui.storage.logfile.reader import LogReader
@@ -183,7 +184,7 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the command went away (Ctrl-C): its run goes on
         except (EngineError, ExecutorError, StorageError, ConfigError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            msg = first_line(exc)
             code = 2 if type(exc).__name__ in USAGE_ERRORS else 1
             error = {"event": "error", "message": msg, "code": code, "type": type(exc).__name__}
             if isinstance(getattr(exc, "field", None), str):

@@ -7,6 +7,7 @@ import stat
 from dataclasses import dataclass, field
 
 from picsellia_tui.engine.config import Settings
+from picsellia_tui.humanize import first_line
 
 
 @dataclass
@@ -49,7 +50,7 @@ def diagnose(settings: Settings) -> Report:
             Check(
                 "database",
                 False,
-                str(exc).splitlines()[0],
+                first_line(exc),
                 "check data_dir / database in the config and the folder's permissions",
             )
         )

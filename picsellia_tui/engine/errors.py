@@ -27,10 +27,6 @@ class RerunRefused(EngineError):
     pass
 
 
-class IllegalTransition(EngineError):
-    pass
-
-
 class DefinitionError(EngineError):
     """A broken processing.toml: file, key and reason."""
 

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
-from picsellia_tui.engine.executors.base import LogLine, Stream
+from picsellia_tui.engine.executors.base import LogLine
 from picsellia_tui.engine.logtext import mask_across, secret_masker, secret_pattern
+from picsellia_tui.storage.logfile.record import Stream
 from picsellia_tui.storage.logfile.writer import LogWriter
 
 HIGH_WATER = 50_000

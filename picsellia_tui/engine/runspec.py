@@ -98,6 +98,5 @@ def build_spec(
             network=bool(cons.get("network")),
         ),
         processing_dir=Path(src) if src else None,
-        work_dir=ws.scratch_dir / f"run-{run.id}",
         api=api[0] if api is not None else None,
     )

@@ -25,6 +25,7 @@ from picsellia_tui.engine.picsellia_api.runs import uses_api
 from picsellia_tui.engine.retry import with_host_retry
 from picsellia_tui.engine.runspec import build_spec
 from picsellia_tui.engine.runtime import Runtime
+from picsellia_tui.humanize import first_line
 from picsellia_tui.storage import repo
 from picsellia_tui.storage.domain import OutputMode, RunStatus
 from picsellia_tui.storage.logfile.search import error_tail
@@ -50,13 +51,13 @@ class RunSupervisor:
                 await self._stop_unrecorded(run_id)
             raise
         except ExecutorError as exc:  # a host that refuses us: its reason says it all
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             log.warning("run %s failed: %s", run_id, reason)
             with anyio.CancelScope(shield=True):
                 await self._fail(run_id, reason)
         except Exception as exc:  # the run must still end truthfully
             log.exception("supervising run %s failed", run_id)
-            reason = f"engine error: {type(exc).__name__}: {exc}".splitlines()[0]
+            reason = first_line(f"engine error: {type(exc).__name__}: {exc}")
             with anyio.CancelScope(shield=True):
                 await self._fail(run_id, reason)
         finally:
@@ -198,7 +199,7 @@ class RunSupervisor:
             )
             return await ex.start(spec)
         except (ExecutorError, EngineError) as exc:
-            await self._fail(run.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            await self._fail(run.id, first_line(exc))
             return None
 
     async def _follow_to_end(self, run_id: int, job: Job, ex: Executor, ref: str) -> None:

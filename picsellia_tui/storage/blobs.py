@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -72,8 +71,3 @@ class BlobStore:
         if h.hexdigest() != sha256:
             raise BlobCorrupted(f"blob {sha256[:12]} is corrupted (its bytes changed on disk)")
         return p
-
-    def copy_to(self, sha256: str, dest: Path) -> None:
-        src = self.verify(sha256)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)

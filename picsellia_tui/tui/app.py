@@ -31,6 +31,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, get_current_worker
 
+from picsellia_tui.humanize import first_line
 from picsellia_tui.tui.keymap import GLOBAL_BINDINGS, ActionsProvider
 from picsellia_tui.tui.messages import EngineEvent, LaunchRequested, ShowJob
 from picsellia_tui.tui.screens.main import MainScreen
@@ -184,7 +185,7 @@ class PicselliaApp(App[None]):
                 # Raised again by run_app once the terminal is restored: the command
                 # line reports it as it reports any bad configuration.
                 self.settings_error = exc
-                self.engine_error = f"picsellia-tui: {_first_line(exc)}"
+                self.engine_error = f"picsellia-tui: {first_line(exc)}"
                 self._engine_settled.set()
                 self.post_message(EngineFailed(self.engine_error))
                 return
@@ -453,10 +454,5 @@ def engine_error_line(exc: BaseException) -> str:
     from picsellia_tui.engine.errors import EngineError
 
     if isinstance(exc, EngineError | OSError | ValueError):
-        return f"picsellia-tui: cannot open the workspace: {_first_line(exc)}"
-    return f"picsellia-tui: the engine did not start: {type(exc).__name__}: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        return f"picsellia-tui: cannot open the workspace: {first_line(exc)}"
+    return f"picsellia-tui: the engine did not start: {type(exc).__name__}: {first_line(exc)}"

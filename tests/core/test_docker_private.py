@@ -19,7 +19,7 @@ import docker.errors
 import pytest
 import urllib3
 
-from picsellia_tui.engine.executors.docker_logs import ChunkedDecoder, LogReader
+from picsellia_tui.engine.executors.docker_logs import ChunkedDecoder, ContainerLogReader
 from picsellia_tui.engine.executors.docker_private import (
     BaseHTTPAdapter,
     abort_response,
@@ -114,7 +114,7 @@ def api(daemon: str) -> Iterator[Any]:
 
 
 def _read_all(res: Any) -> bytes:
-    return b"".join(LogReader._chunks(res))
+    return b"".join(ContainerLogReader._chunks(res))
 
 
 def test_server_version_replaces_the_placeholder(api: Any) -> None:
@@ -176,7 +176,9 @@ def test_socket_found_and_abort_unblocks_a_reader(api: Any) -> None:
     clear_read_timeout(res)
     assert sock.gettimeout() is None
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.extend(LogReader._chunks(res)), daemon=True)
+    reader = threading.Thread(
+        target=lambda: got.extend(ContainerLogReader._chunks(res)), daemon=True
+    )
     reader.start()
     time.sleep(0.3)
     assert reader.is_alive(), "the reader should be waiting on the stalled stream"

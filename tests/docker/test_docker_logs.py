@@ -16,9 +16,10 @@ from picsellia_tui.engine.executors.base import HostUnreachable, LogLine
 from picsellia_tui.engine.executors.docker_logs import (
     RESUME_WINDOW_NS,
     ChunkedDecoder,
+    ContainerLogReader,
     FrameDecoder,
     LineAssembler,
-    LogReader,
+    LogSource,
     follow_container_logs,
     format_since,
     parse_docker_ts,
@@ -263,7 +264,9 @@ class FakeAPI:
 
 def run_reader(api: FakeAPI, since: int | None = None, **kw: Any) -> list[LogLine]:
     out: list[LogLine] = []
-    LogReader(api, "c" * 64, since, poll_s=0.05, exit_grace_s=0.2, **kw).run(out.extend)
+    ContainerLogReader(LogSource(api, "c" * 64, poll_s=0.05, exit_grace_s=0.2), since, **kw).run(
+        out.extend
+    )
     return out
 
 
@@ -338,14 +341,19 @@ async def test_async_follow_batches_and_ends() -> None:
     api = FakeAPI(
         [([lines[i : i + 4096] for i in range(0, len(lines), 4096)], False), ([], False)], 0
     )
-    got = [ln async for ln in follow_container_logs(api, "c" * 64, poll_s=0.05, exit_grace_s=0.1)]
+    got = [
+        ln
+        async for ln in follow_container_logs(
+            LogSource(api, "c" * 64, poll_s=0.05, exit_grace_s=0.1)
+        )
+    ]
     assert [ln.text for ln in got] == [f"l{i}" for i in range(5000)]
 
 
 @pytest.mark.anyio
 async def test_async_follow_stops_reader_when_consumer_leaves() -> None:
     api = FakeAPI([([frame(1, T0, b"a\n")], True)], running_until=99)
-    gen = follow_container_logs(api, "c" * 64, poll_s=0.05, exit_grace_s=0.1)
+    gen = follow_container_logs(LogSource(api, "c" * 64, poll_s=0.05, exit_grace_s=0.1))
     first = await gen.__anext__()
     assert first.text == "a"
     await gen.aclose()
@@ -413,11 +421,11 @@ def raw_frame(stream: int, data: bytes) -> bytes:
 
 
 def run_attach(api: FakeAPI, chunks: list[bytes]) -> list[LogLine]:
-    from picsellia_tui.engine.executors.docker_logs import AttachReader
+    from picsellia_tui.engine.executors.docker_logs import AttachReader, LogSource
 
     res = SimpleNamespace(raw=FakeRaw(chunks, False), close=lambda: None)
     out: list[LogLine] = []
-    AttachReader(api, "c" * 64, res, poll_s=0.05, exit_grace_s=0.2).run(out.extend)
+    AttachReader(LogSource(api, "c" * 64, poll_s=0.05, exit_grace_s=0.2), res).run(out.extend)
     return out
 
 

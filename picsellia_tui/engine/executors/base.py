@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-# "api": a line the run posted through the local Picsellia API (not its output).
-Stream = Literal["stdout", "stderr", "api"]
+from picsellia_tui.storage.logfile.record import Stream
 
 
 class LogLine(NamedTuple):
@@ -64,7 +63,6 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     processing_dir: Path | None = None  # process executor: where the code lives
     entrypoint: list[str] | None = None  # docker: replaces the image's ENTRYPOINT
-    work_dir: Path | None = None  # engine-side scratch folder for this run
     api: ApiAccess | None = None  # serve the local Picsellia API to this run
 
 

@@ -54,10 +54,10 @@ from picsellia_tui.engine.executors.base import (
     LogLine,
     OutputRejected,
     RunSpec,
-    Stream,
 )
 from picsellia_tui.engine.executors.docker_logs import (
     ContainerMissing,
+    LogSource,
     follow_container_log_batches,
     open_attach,
     parse_docker_ts,
@@ -65,6 +65,8 @@ from picsellia_tui.engine.executors.docker_logs import (
 from picsellia_tui.engine.executors.docker_private import abort_response, stream_request
 from picsellia_tui.engine.hosts import HostConfig, _SSHTarget, connect, describe_error, one_line
 from picsellia_tui.engine.images import immutable_ref, missing_image_message
+from picsellia_tui.storage.domain import parse_memory
+from picsellia_tui.storage.logfile.record import Stream
 
 __all__ = [
     "CONTEXT_PATH",
@@ -75,12 +77,10 @@ __all__ = [
     "OUTPUTS_DIR",
     "ContainerMissing",
     "DockerExecutor",
-    "parse_memory",
 ]
 
 T = TypeVar("T")
 
-ROOT_DIR = "/picsellia"
 CONTEXT_PATH = "/picsellia/context.json"
 INPUTS_DIR = "/picsellia/inputs"
 OUTPUTS_DIR = "/picsellia/outputs"
@@ -97,32 +97,10 @@ _WAIT_CHUNK_S = 300  # one wait request at most this long, then ask again
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def parse_memory(value: str | int | None) -> int | None:
-    """ "512m", "2g", "1.5GiB", 1048576 -> bytes (binary units, like Docker)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int):
-        return value
-    s = value.strip().lower().removesuffix("ib").removesuffix("b")
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    mult = 1
-    if s and s[-1] in units:
-        mult = units[s[-1]]
-        s = s[:-1]
-    try:
-        return int(float(s) * mult)
-    except ValueError:
-        raise ValueError(f"not a memory size: {value!r} (use e.g. 512m, 2g)") from None
-
-
 def _ts_ns(value: str | None) -> int | None:
     if not value or value.startswith("0001-01-01"):
         return None
     return parse_docker_ts(value.encode())
-
-
-def _is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, docker.errors.NotFound)
 
 
 # -------------------------------------------------------------------------- staging tar
@@ -233,7 +211,7 @@ class DockerExecutor:
         host: HostConfig,
         engine_id: str,
         *,
-        default_memory: int | str | None = None,
+        default_memory: str | None = None,
         default_cpu: float | None = None,
         pids_limit: int | None = 512,
         log_max_size: str = "512m",
@@ -251,7 +229,7 @@ class DockerExecutor:
         self.host = host.url
         self.host_name = host.name
         self.engine_id = engine_id
-        self.default_memory = parse_memory(default_memory)
+        self.default_memory = parse_memory(default_memory) if default_memory else None
         self.default_cpu = default_cpu
         self.pids_limit = pids_limit
         self.log_max_size = log_max_size
@@ -431,9 +409,8 @@ class DockerExecutor:
     def _start_sync(self, spec: RunSpec) -> str:
         check_inputs(spec.inputs)
         api = self._api()
-        image_id = str(
-            self._image_attrs(spec.image, spec.labels.get("picsellia-tui.processing"))["Id"]
-        )
+        # Resolved (and named after its processing) before the start: here only its id.
+        image_id = str(self._image_attrs(spec.image, None)["Id"])
         relay = self._start_relay(spec) if spec.api is not None else None
         try:
             cid = self._create(spec, image_id, relay)
@@ -543,16 +520,10 @@ class DockerExecutor:
                 attach.close()
             attach = None
         client = await self.client()
-        batches = follow_container_log_batches(
-            client.api,
-            ref,
-            since_ns,
-            host=self.host,
-            exit_grace_s=self.exit_grace_s,
-            poll_s=self.poll_s,
-            skip=skip,
-            attach=attach,
+        source = LogSource(
+            client.api, ref, host=self.host, exit_grace_s=self.exit_grace_s, poll_s=self.poll_s
         )
+        batches = follow_container_log_batches(source, since_ns, skip=skip, attach=attach)
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 yield batch

@@ -28,6 +28,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterator
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -36,7 +37,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import docker.errors
 
-from picsellia_tui.engine.executors.base import ExecutorError, LogLine, Stream
+from picsellia_tui.engine.executors.base import ExecutorError, LogLine
 from picsellia_tui.engine.executors.docker_private import (
     abort_response,
     clear_read_timeout,
@@ -44,14 +45,16 @@ from picsellia_tui.engine.executors.docker_private import (
     stream_request,
 )
 from picsellia_tui.engine.hosts import describe_error
+from picsellia_tui.storage.logfile.record import RESUME_WINDOW_NS, Stream
 
 __all__ = [
     "AttachReader",
     "ChunkedDecoder",
+    "ContainerLogReader",
     "ContainerMissing",
     "FrameDecoder",
     "LineAssembler",
-    "LogReader",
+    "LogSource",
     "follow_container_log_batches",
     "follow_container_logs",
     "format_since",
@@ -68,7 +71,21 @@ _MAX_PENDING_LINES = 200_000  # reader waits when the consumer is this far behin
 # the container's log later, so the run goes on meanwhile.
 _MAX_PENDING_ATTACH = 20_000
 ATTACH_STALL_S = 5.0
-RESUME_WINDOW_NS = 5_000_000_000  # > any skew between stdout and stderr stamps
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """One container's log on one daemon, and how patiently it is read: what every
+    reader and follower here takes. `exit_grace_s`: once the container has exited,
+    how long a stream may stay silent before it is cut; `poll_s`: how often the
+    container is checked; `max_line_bytes`: a longer "line" is cut into pieces."""
+
+    api: Any
+    container_id: str
+    host: str = "docker"  # named in error messages
+    exit_grace_s: float = 2.0
+    poll_s: float = 1.0
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 class ContainerMissing(ExecutorError):
@@ -378,28 +395,23 @@ def _body_reader(res: Any) -> Iterator[bytes] | None:
     return plain()
 
 
-class LogReader:
-    """Blocking reader of one container's logs; `run` emits batches of LogLine."""
+class ContainerLogReader:
+    """Blocking reader of one container's logs API; `run` emits batches of LogLine."""
 
     def __init__(
         self,
-        api: Any,
-        container_id: str,
+        source: LogSource,
         since_ns: int | None = None,
         *,
-        host: str = "docker",
-        exit_grace_s: float = 2.0,
-        poll_s: float = 1.0,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         skip: dict[Stream, int] | None = None,
     ) -> None:
-        self._api = api
-        self._cid = container_id
+        self._api = source.api
+        self._cid = source.container_id
         self._since = since_ns
-        self._host = host
-        self._grace = exit_grace_s
-        self._poll = poll_s
-        self._assembler = LineAssembler(since_ns, max_line_bytes, skip)
+        self._host = source.host
+        self._grace = source.exit_grace_s
+        self._poll = source.poll_s
+        self._assembler = LineAssembler(since_ns, source.max_line_bytes, skip)
         self._lock = threading.Lock()
         self._res: Any = None  # the response being read
         self._res_follows = False
@@ -692,27 +704,18 @@ class AttachReader:
     stream (line cutting depends on the bytes only, so the counts match).
     """
 
-    def __init__(
-        self,
-        api: Any,
-        container_id: str,
-        res: Any,
-        *,
-        host: str = "docker",
-        exit_grace_s: float = 2.0,
-        poll_s: float = 1.0,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    ) -> None:
-        self._api = api
-        self._cid = container_id
+    def __init__(self, source: LogSource, res: Any) -> None:
+        self._source = source
+        self._api = source.api
+        self._cid = source.container_id
         self._res = res
-        self._host = host
-        self._grace = exit_grace_s
-        self._poll = poll_s
-        self._max_line = max_line_bytes
+        self._host = source.host
+        self._grace = source.exit_grace_s
+        self._poll = source.poll_s
+        self._max_line = source.max_line_bytes
         self._lock = threading.Lock()
         self._closed = False
-        self._next: LogReader | None = None
+        self._next: ContainerLogReader | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -750,7 +753,7 @@ class AttachReader:
         ended = False
         try:
             try:
-                for chunk in LogReader._chunks(res):
+                for chunk in ContainerLogReader._chunks(res):
                     ts = time.time_ns()
                     out: list[LogLine] = []
                     for stream_id, payload in decoder.feed(chunk):
@@ -780,16 +783,7 @@ class AttachReader:
                     emit(out)
                 return
             # Broken before the end: the logs API has it all; skip what we have.
-            reader = LogReader(
-                self._api,
-                self._cid,
-                None,
-                host=self._host,
-                exit_grace_s=self._grace,
-                poll_s=self._poll,
-                max_line_bytes=self._max_line,
-                skip=dict(assembler.emitted),
-            )
+            reader = ContainerLogReader(self._source, None, skip=dict(assembler.emitted))
             with self._lock:
                 if self._closed:
                     return
@@ -879,14 +873,9 @@ class _Mailbox:
 
 
 async def follow_container_log_batches(
-    api: Any,
-    container_id: str,
+    source: LogSource,
     since_ns: int | None = None,
     *,
-    host: str = "docker",
-    exit_grace_s: float = 2.0,
-    poll_s: float = 1.0,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     skip: dict[Stream, int] | None = None,
     attach: Any = None,
 ) -> AsyncGenerator[list[LogLine], None]:
@@ -900,28 +889,11 @@ async def follow_container_log_batches(
         anyio.lowlevel.current_token(),
         _MAX_PENDING_ATTACH if attach is not None else _MAX_PENDING_LINES,
     )
-    reader: LogReader | AttachReader
+    reader: ContainerLogReader | AttachReader
     if attach is not None:
-        reader = AttachReader(
-            api,
-            container_id,
-            attach,
-            host=host,
-            exit_grace_s=exit_grace_s,
-            poll_s=poll_s,
-            max_line_bytes=max_line_bytes,
-        )
+        reader = AttachReader(source, attach)
     else:
-        reader = LogReader(
-            api,
-            container_id,
-            since_ns,
-            host=host,
-            exit_grace_s=exit_grace_s,
-            poll_s=poll_s,
-            max_line_bytes=max_line_bytes,
-            skip=skip,
-        )
+        reader = ContainerLogReader(source, since_ns, skip=skip)
 
     def emit(lines: list[LogLine]) -> bool:
         return mailbox.put(lines, ATTACH_STALL_S if attach is not None else None)
@@ -937,7 +909,8 @@ async def follow_container_log_batches(
         else:
             mailbox.finish()
 
-    thread = threading.Thread(target=work, name=f"ptui-logs-{container_id[:12]}", daemon=True)
+    name = f"ptui-logs-{source.container_id[:12]}"
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
     try:
         while True:
@@ -951,14 +924,7 @@ async def follow_container_log_batches(
 
 
 async def follow_container_logs(
-    api: Any,
-    container_id: str,
-    since_ns: int | None = None,
-    *,
-    host: str = "docker",
-    exit_grace_s: float = 2.0,
-    poll_s: float = 1.0,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    source: LogSource, since_ns: int | None = None
 ) -> AsyncGenerator[LogLine, None]:
     """Lines with timestamp >= since_ns, in order, until the container has exited.
 
@@ -967,15 +933,7 @@ async def follow_container_logs(
     cancelling stops the reader thread. Raises ContainerMissing, HostUnreachable or
     ExecutorError.
     """
-    batches = follow_container_log_batches(
-        api,
-        container_id,
-        since_ns,
-        host=host,
-        exit_grace_s=exit_grace_s,
-        poll_s=poll_s,
-        max_line_bytes=max_line_bytes,
-    )
+    batches = follow_container_log_batches(source, since_ns)
     async with contextlib.aclosing(batches):
         async for batch in batches:
             for line in batch:

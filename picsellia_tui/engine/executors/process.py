@@ -28,8 +28,8 @@ from picsellia_tui.engine.executors.base import (
     LogLine,
     OutputRejected,
     RunSpec,
-    Stream,
 )
+from picsellia_tui.storage.logfile.record import Stream
 
 POLL_S = 0.05
 _STREAMS: dict[str, Stream] = {"o": "stdout", "e": "stderr"}

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+# "api": a line the run posted through the local Picsellia API (not its output).
 Stream = Literal["stdout", "stderr", "api"]
 _TAGS = {"stderr": b"e", "api": b"a"}
 _STREAMS: dict[bytes, Stream] = {b"o": "stdout", b"e": "stderr", b"a": "api"}

@@ -351,11 +351,6 @@ class LogWriter:
                 os.ftruncate(self._ifd, self._count * 8)
             raise
 
-    def sync(self) -> None:
-        """fsync both files (append only flushes to the OS)."""
-        os.fsync(self._fd)
-        os.fsync(self._ifd)
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
+from picsellia_tui.humanize import first_line
 from picsellia_tui.tui.widgets.format import Clock
 
 if TYPE_CHECKING:
@@ -63,10 +64,7 @@ def report_worker_error(app: Any, event: Worker.StateChanged) -> None:
         return
     if not app.is_running:
         return
-    err = event.worker.error
-    text = str(err).strip()
-    line = text.splitlines()[0] if text else type(err).__name__
-    app.notify(line, title="Engine call failed", severity="error")
+    app.notify(first_line(event.worker.error), title="Engine call failed", severity="error")
 
 
 class Table(DataTable[Any]):
