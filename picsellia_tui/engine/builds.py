@@ -31,7 +31,8 @@ from picsellia_tui.engine.hosts import HostConfig
 from picsellia_tui.engine.images import BuildCancel, BuildCancelled
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.engine.views import BuildView, ProcessingView
-from picsellia_tui.storage.logfile import LogWriter
+from picsellia_tui.humanize import first_line
+from picsellia_tui.storage.logfile.writer import LogWriter
 
 log = logging.getLogger("picsellia_tui.engine.builds")
 CANCEL_WAIT_S = 30.0  # how long `cancel` waits for the build's thread to end
@@ -159,12 +160,12 @@ class Builds:
                 update = {"status": "cancelled"}
                 line("build cancelled", "stderr")
             except (EngineError, ExecutorError, OSError) as exc:
-                reason = _first_line(exc)
+                reason = first_line(exc)
                 update = {"status": "failed", "error": reason}
                 line(f"build failed: {reason}", "stderr")
             except Exception as exc:
                 log.exception("build %s of %s failed", build.view.id, build.view.processing)
-                reason = f"{type(exc).__name__}: {_first_line(exc)}"
+                reason = f"{type(exc).__name__}: {first_line(exc)}"
                 update = {"status": "failed", "error": reason}
                 line(f"build failed: {reason}", "stderr")
             else:
@@ -177,8 +178,3 @@ class Builds:
             self._rt.events.publish(
                 BuildEnded(build.view.id, build.view.processing, build.view.status)
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

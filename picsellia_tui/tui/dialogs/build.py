@@ -22,6 +22,7 @@ from textual.widgets import Label, Select, Static
 
 from picsellia_tui.engine.errors import EngineError
 from picsellia_tui.engine.views import BuildView
+from picsellia_tui.humanize import first_line
 from picsellia_tui.tui.widgets.base import EngineAccess
 from picsellia_tui.tui.widgets.log_view import LogView
 
@@ -98,7 +99,7 @@ class BuildDialog(EngineAccess, ModalScreen[BuildView | None]):
         try:
             build = self.engine_call(lambda e: e.start_build(name, host=host))
         except (EngineError, OSError, ValueError) as exc:
-            self.app.call_from_thread(self._refused, _first_line(exc))
+            self.app.call_from_thread(self._refused, first_line(exc))
             return
         self.app.call_from_thread(self._started, build)
         ended = self.engine_call(lambda e: e.wait_build(build.id))
@@ -162,8 +163,3 @@ class BuildDialog(EngineAccess, ModalScreen[BuildView | None]):
             self.engine_call(lambda e: e.cancel_build(build_id))
         except EngineError:
             pass  # it ended meanwhile: _ended tells how
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,6 +23,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TabbedContent,
 
 from picsellia_tui.engine.errors import DefinitionError, EngineError, InvalidInput
 from picsellia_tui.engine.views import ProcessingView
+from picsellia_tui.humanize import first_line
 from picsellia_tui.storage.domain import TargetType, Task
 from picsellia_tui.tui.widgets.base import EngineAccess
 from picsellia_tui.tui.widgets.paths import PathSuggester
@@ -245,7 +246,7 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
             self.app.call_from_thread(self._refused, exc.field, str(exc))
             return
         except (EngineError, OSError, ValueError) as exc:
-            self.app.call_from_thread(self._refused, None, _first_line(exc))
+            self.app.call_from_thread(self._refused, None, first_line(exc))
             return
         self.app.call_from_thread(self.dismiss, view)
 
@@ -311,8 +312,3 @@ def _shown_path(path: Path) -> str:
     if text == home or text.startswith(home + "/"):
         text = "~" + text[len(home) :]
     return text.rstrip("/") + "/"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
