@@ -24,7 +24,9 @@ from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.humanize import first_line
 from picsellia_tui.storage.domain import (
     NAME_RE,
+    VERSION_NAME_MAX,
     VERSION_NAME_RE,
+    VERSION_NAME_RULE,
     ProcessingDefinition,
     RunStatus,
     Visibility,
@@ -489,11 +491,14 @@ def remove_private(ws: Workspace, name: str) -> Processing:
 
 def check_version_name(name: str) -> None:
     if not VERSION_NAME_RE.match(name):
-        raise InvalidInput(
-            f"version name {name!r}: use letters, digits, '.', '_' or '-' (at most 64), "
-            "starting with a letter or digit",
-            "version_name",
-        )
+        raise InvalidInput(f"version name {name!r}: use {VERSION_NAME_RULE}", "version_name")
+
+
+def default_version_name(version: str, processing: str) -> str:
+    """The name a launch gives its new version unless told: <version>-<last part of
+    the processing's name> (it may still be taken: see `unique_version_name`)."""
+    short = processing.split("-")[-1] if "-" in processing else processing
+    return f"{version}-{short}"
 
 
 def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
@@ -581,13 +586,16 @@ def add_version(
 
 
 def unique_version_name(s: Session, model_id: int, base: str) -> str:
+    """`base`, or `base-2`, `base-3`... : the first name the model does not have yet,
+    cut to fit the name limit (the suffix is kept whole)."""
     names = set(s.exec(select(ModelVersion.name).where(ModelVersion.model_id == model_id)).all())
-    if base not in names:
-        return base
-    i = 2
-    while f"{base}-{i}" in names:
+    name = base[:VERSION_NAME_MAX]
+    i = 1
+    while name in names:
         i += 1
-    return f"{base}-{i}"
+        suffix = f"-{i}"
+        name = base[: VERSION_NAME_MAX - len(suffix)] + suffix
+    return name
 
 
 def read_result(outputs: Path) -> dict[str, Any]:

@@ -179,6 +179,11 @@ class Engine:
     async def version_name_free(self, model: str, name: str) -> bool:
         return await self.reads.version_name_free(model, name)
 
+    async def suggest_version_name(
+        self, version_ref: str, processing: str, base: str | None = None
+    ) -> str:
+        return await self.reads.suggest_version_name(version_ref, processing, base)
+
     # -- registry services (registry.Registry) ----------------------------------------
 
     async def import_version(

@@ -74,7 +74,7 @@ class Launcher:
                         )
                 else:
                     out_name = catalog.unique_version_name(
-                        s, model.id or 0, _default_output_name(version.name, proc.name)
+                        s, model.id or 0, catalog.default_version_name(version.name, proc.name)
                     )
             else:
                 out_name = None
@@ -177,9 +177,3 @@ class Launcher:
             ex = self.rt.executor(run.executor, run.host)
             await ex.kill(run.ref, self.rt.settings.cancel_grace_seconds)
         return await self.reads.run(run.id)
-
-
-def _default_output_name(version: str, processing: str) -> str:
-    short = processing.split("-")[-1] if "-" in processing else processing
-    name = f"{version}-{short}"
-    return name[:64]

@@ -100,6 +100,20 @@ class Reads:
 
         return await self.rt.db(self.rt.read(q))
 
+    async def suggest_version_name(
+        self, version_ref: str, processing: str, base: str | None = None
+    ) -> str:
+        """The name a launch of `processing` on this version gives its new version
+        unless told (from `base` when given): free in the model, within the limit."""
+
+        def q(s: Session) -> str:
+            model, version = catalog.find_version(s, version_ref)
+            proc = catalog.find_processing(s, processing)
+            wanted = base or catalog.default_version_name(version.name, proc.name)
+            return catalog.unique_version_name(s, model.id or 0, wanted)
+
+        return await self.rt.db(self.rt.read(q))
+
     async def run(self, run_id: int) -> RunView:
         def q(s: Session) -> RunView:
             r = s.get(Run, run_id)

@@ -77,7 +77,11 @@ ParamType = Literal["str", "int", "float", "bool", "choice"]
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Version names end up in file names, container names and tables: keep them tame.
-VERSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION_NAME_MAX = 64
+VERSION_NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{VERSION_NAME_MAX - 1}}}$")
+VERSION_NAME_RULE = (
+    f"letters, digits, '.', '_' or '-', starting with a letter or digit, at most {VERSION_NAME_MAX}"
+)
 # Text shown in a terminal must not carry control sequences (title changes, screen
 # clears, hyperlinks, bells): C0 controls but tab and newline, DEL and C1 are refused.
 _CONTROL_RX = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")

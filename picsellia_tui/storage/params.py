@@ -115,15 +115,24 @@ def resolve_parameters(specs: list[ParamSpec], given: Mapping[str, Any]) -> dict
             raise ParameterError(key, f"unknown parameter (this processing takes: {names})")
     out: dict[str, Any] = {}
     for spec in specs:
-        raw = given.get(spec.name)
-        if raw is None or (isinstance(raw, str) and raw == "" and spec.type != "str"):
-            raw = spec.default
-        if raw is None or (spec.required and isinstance(raw, str) and raw == ""):
-            if spec.required:
-                raise ParameterError(spec.name, "is required")
-            continue
-        out[spec.name] = coerce_value(spec, raw)
+        value = resolve_value(spec, given.get(spec.name))
+        if value is not None:
+            out[spec.name] = value
     return out
+
+
+def resolve_value(spec: ParamSpec, raw: Any) -> Any:
+    """One parameter's value from what was given for it (None: nothing): its default
+    when left empty, checked against the spec; None when it stays unset. Raises
+    ParameterError. The engine applies it to a launch, the launch form as it is typed.
+    """
+    if raw is None or (isinstance(raw, str) and raw == "" and spec.type != "str"):
+        raw = spec.default
+    if raw is None or (spec.required and isinstance(raw, str) and raw == ""):
+        if spec.required:
+            raise ParameterError(spec.name, "is required")
+        return None
+    return coerce_value(spec, raw)
 
 
 def split_secrets(

@@ -383,16 +383,7 @@ class PicselliaApp(App[None]):
                 # After the modal is gone and focus restored, or the tab flips back.
                 self.call_after_refresh(self.show_job, job.id, True)
 
-        self.push_screen(
-            LaunchDialog(
-                processing=message.processing,
-                version=message.version,
-                params=message.params,
-                output_version_name=message.output_version_name,
-                title=message.title,
-            ),
-            launched,
-        )
+        self.push_screen(LaunchDialog(message.request), launched)
 
     def on_show_job(self, message: ShowJob) -> None:
         self.show_job(message.job_id, follow=message.follow)

@@ -3,12 +3,14 @@ the engine's thread (Textual's post_message is thread-safe)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.events import Event
+    from picsellia_tui.engine.views import ProcessingView, VersionView
 
 
 class EngineEvent(Message):
@@ -19,23 +21,24 @@ class EngineEvent(Message):
         self.event = event
 
 
-class LaunchRequested(Message):
-    """Open the launch modal; any side left None is picked in the modal."""
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What the launch modal opens on: the views known already (any side left None is
+    picked in the modal), values to start from, a title."""
 
-    def __init__(
-        self,
-        processing: str | None = None,
-        version: str | None = None,
-        params: dict[str, Any] | None = None,
-        output_version_name: str | None = None,
-        title: str | None = None,
-    ) -> None:
+    processing: ProcessingView | None = None
+    version: VersionView | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    output_version_name: str | None = None
+    title: str | None = None
+
+
+class LaunchRequested(Message):
+    """Open the launch modal on this request."""
+
+    def __init__(self, request: LaunchRequest) -> None:
         super().__init__()
-        self.processing = processing
-        self.version = version
-        self.params = params
-        self.output_version_name = output_version_name
-        self.title = title
+        self.request = request
 
 
 class ViewMounted(Message):

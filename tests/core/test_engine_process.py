@@ -245,3 +245,26 @@ async def test_private_processing_from_an_image(tmp_path: Path) -> None:
                     "command": ["x"],
                 }
             )
+
+
+async def test_default_version_name_stays_within_the_name_limit(tmp_path: Path) -> None:
+    """A 64-character version name: the new version's default name is cut so that
+    its -2 suffix fits (it used to be 66 characters and break the name rule)."""
+    from picsellia_tui.storage.domain import VERSION_NAME_RE
+
+    base = "v" * 64
+    async with Engine(make_settings(tmp_path), supervise=True) as e:
+        await e.import_version("m", base, [model_file(tmp_path)], framework="onnx")
+        suggested = await e.suggest_version_name(f"m/{base}", "test-copy")
+        job = await e.launch("test-copy", f"m/{base}", {"lines": "1"})
+        assert job.output_version_name == suggested == "v" * 62 + "-2"
+        assert VERSION_NAME_RE.match(suggested)
+        run = await e.wait_run(job.runs[0].id)
+        assert run.status == "succeeded", run.error_summary
+        out = await e.version(str(run.output_version_id))
+        assert out.name == suggested
+        # Taken now: the next one counts on, still within the limit.
+        again = await e.suggest_version_name(f"m/{base}", "test-copy")
+        assert again == "v" * 62 + "-3"
+        # The engine and the launch form share the rule: a name given as a base too.
+        assert await e.suggest_version_name(f"m/{base}", "test-copy", "x" * 70) == "x" * 64

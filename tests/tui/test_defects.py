@@ -11,6 +11,7 @@ from textual.widgets import OptionList, TabbedContent
 
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
+from picsellia_tui.tui.messages import LaunchRequest
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.log_view import LogView
@@ -70,7 +71,9 @@ async def test_launch_form_labels_are_never_cut_at_120_columns(ws: AppEngineHand
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot)
-        app.push_screen(LaunchDialog(processing="long-labels", version="m/v1"))
+        proc = ws.call(lambda e: e.processing("long-labels"))
+        version = ws.call(lambda e: e.version("m/v1"))
+        app.push_screen(LaunchDialog(LaunchRequest(proc, version)))
         await until(pilot, lambda: app.screen.query("#param-input_model_file_name"))
         await pilot.pause(0.2)
         lines = screen_text(app).splitlines()
@@ -83,7 +86,7 @@ async def test_processing_picker_shows_public_and_private(ws: AppEngineHandle) -
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(pilot)
-        app.push_screen(LaunchDialog(version="m/v1"))
+        app.push_screen(LaunchDialog(LaunchRequest(version=ws.call(lambda e: e.version("m/v1")))))
         dialog = app.screen
         await until(pilot, lambda: dialog.query_one("#launch-pick", OptionList).option_count >= 2)
 

@@ -2,7 +2,8 @@
 fill a form typed from the processing's parameter specs, name the new version.
 
 `enter` (in a field) or `ctrl+s` launches, `esc` cancels. Values are checked as
-they are typed with the same rules the engine applies (`coerce_value`), and an
+they are typed with the rule the engine applies to a launch (`resolve_value`), the
+new version's name is suggested by the engine (`suggest_version_name`), and an
 `InvalidInput` from the engine lands under the field it names.
 """
 
@@ -16,22 +17,22 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, Select, Static, Switch
 from textual.widgets.option_list import Option
-from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, InvalidInput
 from picsellia_tui.engine.views import JobView, ProcessingView, VersionView
-from picsellia_tui.storage.domain import VERSION_NAME_RE, ParamSpec
-from picsellia_tui.storage.params import MASK, ParameterError, coerce_value
+from picsellia_tui.storage.domain import VERSION_NAME_RE, VERSION_NAME_RULE, ParamSpec
+from picsellia_tui.storage.params import MASK, ParameterError, resolve_value
+from picsellia_tui.tui.messages import LaunchRequest
 from picsellia_tui.tui.widgets.base import EngineAccess
 from picsellia_tui.tui.widgets.format import num
 
-NAME_RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64"
 LABEL_WIDTH = 14  # the labels' column, widened to the form's longest parameter name
 LABEL_MAX = 32
 
@@ -42,33 +43,37 @@ def label_width(names: list[str]) -> int:
     return max(LABEL_WIDTH, min(LABEL_MAX, max((len(n) + 1 for n in names), default=0)))
 
 
+def typed(spec: ParamSpec, text: str) -> str | None:
+    """What a text field gives the engine: None (left to the default) when empty, or
+    blank for a field that is not a string."""
+    if text == "" or (spec.type != "str" and text.strip() == ""):
+        return None
+    return text
+
+
 class ParamValidator(Validator):
-    """The engine's own typing rules, as the user types."""
+    """The engine's rule for a parameter, as the user types."""
 
     def __init__(self, spec: ParamSpec) -> None:
         super().__init__()
         self.spec = spec
 
     def validate(self, value: str) -> ValidationResult:
-        if value.strip() == "" and self.spec.type != "str":
-            if self.spec.required and self.spec.default is None:
-                return self.failure("is required")
-            return self.success()
-        if value == "" and self.spec.required and self.spec.default is None:
-            return self.failure("is required")
         try:
-            coerce_value(self.spec, value)
+            resolve_value(self.spec, typed(self.spec, value))
         except ParameterError as exc:
             return self.failure(exc.reason)
         return self.success()
 
 
+def version_name_problem(name: str) -> str | None:
+    return None if not name or VERSION_NAME_RE.match(name) else f"use {VERSION_NAME_RULE}"
+
+
 class VersionNameValidator(Validator):
     def validate(self, value: str) -> ValidationResult:
-        value = value.strip()
-        if value and not VERSION_NAME_RE.match(value):
-            return self.failure(f"use {NAME_RULE} characters")
-        return self.success()
+        problem = version_name_problem(value.strip())
+        return self.failure(problem) if problem else self.success()
 
 
 class FormSwitch(Switch, inherit_bindings=False):
@@ -154,24 +159,17 @@ class ParamField(Vertical):
         return self.query_one(f"#param-{self.spec.name}")
 
     def value(self) -> Any:
-        """The typed value, None to leave it to the default; ParameterError if bad."""
+        """The value as the engine takes it (None: left unset); ParameterError if bad."""
         widget = self.input
+        raw: Any
         if isinstance(widget, Switch):
-            return widget.value
-        if isinstance(widget, Select):
-            value = widget.value
-            if value is Select.NULL:
-                if self.spec.required and self.spec.default is None:
-                    raise ParameterError(self.spec.name, "is required")
-                return None
-            return coerce_value(self.spec, value)
-        assert isinstance(widget, Input)
-        raw = widget.value
-        if (raw.strip() == "" and self.spec.type != "str") or raw == "":
-            if self.spec.required and self.spec.default is None:
-                raise ParameterError(self.spec.name, "is required")
-            return None
-        return coerce_value(self.spec, raw)
+            raw = widget.value
+        elif isinstance(widget, Select):
+            raw = None if widget.value is Select.NULL else widget.value
+        else:
+            assert isinstance(widget, Input)
+            raw = typed(self.spec, widget.value)
+        return resolve_value(self.spec, raw)
 
     def set_error(self, message: str | None) -> None:
         err = self.query_one(f"#err-{self.spec.name}", Static)
@@ -205,12 +203,6 @@ class VersionNameField(Vertical):
         yield _error("err-version_name", self.label_width)
 
 
-def default_output_name(version: str, processing: str) -> str:
-    """What the engine would pick: <version>-<last part of the processing name>."""
-    short = processing.split("-")[-1] if "-" in processing else processing
-    return f"{version}-{short}"[:64]
-
-
 class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True),
@@ -218,22 +210,14 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(
-        self,
-        processing: str | None = None,
-        version: str | None = None,
-        params: dict[str, Any] | None = None,
-        output_version_name: str | None = None,
-        title: str | None = None,
-    ) -> None:
+    def __init__(self, request: LaunchRequest) -> None:
         super().__init__(classes="dialog")
-        self.want_processing = processing
-        self.want_version = version
-        self.params = dict(params or {})
-        self.given_name = output_version_name
-        self.title_text = title
-        self.proc: ProcessingView | None = None
-        self.version: VersionView | None = None
+        self.request = request
+        self.params = dict(request.params)
+        self.given_name = request.output_version_name
+        self.title_text = request.title
+        self.proc: ProcessingView | None = request.processing
+        self.version: VersionView | None = request.version
         self.pick: str | None = None  # "version" or "processing": the side picked here
         self.choices: list[tuple[Any, str | None]] = []
         self.taken: set[str] = set()
@@ -263,32 +247,23 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
 
     # -- loading the two sides -----------------------------------------------------------
 
-    @work(thread=True, exit_on_error=False, group="launch-load")
-    def load(self) -> None:
-        async def go(e: Any) -> tuple[Any, Any, list[tuple[Any, str | None]]]:
-            proc = await e.processing(self.want_processing) if self.want_processing else None
-            version = await e.version(self.want_version) if self.want_version else None
-            choices: list[tuple[Any, str | None]] = []
-            if proc is not None and version is None:
-                choices = await e.compatible_versions(proc.id)
-            elif version is not None and proc is None:
-                choices = await e.compatible_processings(version.id)
-            return proc, version, choices
-
+    @work(exit_on_error=False, group="launch-load")
+    async def load(self) -> None:
+        """The other side's choices (the views given are used as they are)."""
+        proc, version = self.proc, self.version
+        choices: list[tuple[Any, str | None]] = []
         try:
-            proc, version, choices = self.engine_call(go)
+            if proc is not None and version is None:
+                choices = await self.engine_await(lambda e: e.compatible_versions(proc.id))
+            elif version is not None and proc is None:
+                choices = await self.engine_await(lambda e: e.compatible_processings(version.id))
         except EngineError as exc:
-            self.app.call_from_thread(self._show_error, str(exc))
+            self._show_error(str(exc))
             return
-        self.app.call_from_thread(self._loaded, proc, version, choices)
+        await self._loaded(choices)
 
-    async def _loaded(
-        self,
-        proc: ProcessingView | None,
-        version: VersionView | None,
-        choices: list[tuple[Any, str | None]],
-    ) -> None:
-        self.proc, self.version = proc, version
+    async def _loaded(self, choices: list[tuple[Any, str | None]]) -> None:
+        proc, version = self.proc, self.version
         if proc is not None and version is None:
             self.pick = "version"
         elif version is not None and proc is None:
@@ -429,7 +404,7 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         if name == "version_name":
             try:
                 err = self.query_one("#err-version_name", Static)
-            except Exception:
+            except NoMatches:  # the processing writes no new version
                 return False
             err.update(Text(f"✗ {message}", style="bold red") if message else "")
             err.set_class(bool(message), "-shown")
@@ -470,35 +445,25 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             return
         try:
             box = self.query_one("#version-name", Input)
-        except Exception:
+        except NoMatches:  # the processing writes no new version
             return
         if self.name_edited and box.value:
             self._schedule_name_check()
             return
-        base = self.given_name or default_output_name(self.version.name, self.proc.name)
-        self._suggest(self.version.model, base)
+        self._suggest(self.version, self.proc.name)
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="launch-name")
-    def _suggest(self, model: str, base: str) -> None:
-        async def go(e: Any) -> tuple[str, set[str]]:
-            taken: set[str] = set()
-            for i in range(1, 50):
-                name = base if i == 1 else f"{base[:60]}-{i}"
-                if await e.version_name_free(model, name):
-                    return name, taken
-                taken.add(name)
-            return base, taken
-
-        name, taken = self.engine_call(go)
-        if get_current_worker().is_cancelled:
+    @work(exit_on_error=False, exclusive=True, group="launch-name")
+    async def _suggest(self, version: VersionView, processing: str) -> None:
+        base = self.given_name
+        name = await self.engine_await(
+            lambda e: e.suggest_version_name(version.ref, processing, base)
+        )
+        if self.version is None or self.version.id != version.id:
             return
-        self.app.call_from_thread(self._suggested, model, name, taken)
-
-    def _suggested(self, model: str, name: str, taken: set[str]) -> None:
-        if self.version is None or self.version.model != model:
+        try:
+            box = self.query_one("#version-name", Input)
+        except NoMatches:  # another processing's form, without a new version
             return
-        self.taken |= taken
-        box = self.query_one("#version-name", Input)
         if self.name_edited and box.value:
             return
         self._prefilling = True
@@ -518,26 +483,21 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             return
         try:
             name = self.query_one("#version-name", Input).value.strip()
-        except Exception:
+        except NoMatches:
             return
         if name:
             self._name_free(self.version.model, name)
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="launch-name-check")
-    def _name_free(self, model: str, name: str) -> None:
-        free = self.engine_call(lambda e: e.version_name_free(model, name))
-        if get_current_worker().is_cancelled:
-            return
-        self.app.call_from_thread(self._name_checked, model, name, free)
-
-    def _name_checked(self, model: str, name: str, free: bool) -> None:
+    @work(exit_on_error=False, exclusive=True, group="launch-name-check")
+    async def _name_free(self, model: str, name: str) -> None:
+        free = await self.engine_await(lambda e: e.version_name_free(model, name))
         if free:
             self.taken.discard(name)
         else:
             self.taken.add(name)
         try:
             current = self.query_one("#version-name", Input).value.strip()
-        except Exception:
+        except NoMatches:
             return
         if current == name:
             self.field_error(
@@ -566,11 +526,12 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         name: str | None = None
         try:
             name = self.query_one("#version-name", Input).value.strip() or None
-        except Exception:
+        except NoMatches:  # the processing writes no new version
             name = None
         if name is not None:
-            if not VERSION_NAME_RE.match(name):
-                errors["version_name"] = f"use {NAME_RULE} characters"
+            problem = version_name_problem(name)
+            if problem:
+                errors["version_name"] = problem
             elif name in self.taken and self.version is not None:
                 errors["version_name"] = (
                     f"model {self.version.model!r} already has a version {name!r}"
@@ -602,24 +563,26 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         target = "#version-name" if name == "version_name" else f"#param-{name}"
         try:
             widget = self.query_one(target)
-        except Exception:
+        except NoMatches:
             return
         widget.focus()
         widget.scroll_visible()
 
-    @work(thread=True, exit_on_error=False, group="launch-go")
-    def _launch(self, processing: str, ref: str, values: dict[str, Any], name: str | None) -> None:
+    @work(exit_on_error=False, group="launch-go")
+    async def _launch(
+        self, processing: str, ref: str, values: dict[str, Any], name: str | None
+    ) -> None:
         try:
-            job = self.engine_call(
+            job = await self.engine_await(
                 lambda e: e.launch(processing, ref, values, output_version_name=name)
             )
         except InvalidInput as exc:
-            self.app.call_from_thread(self._refused, exc.field, str(exc))
+            self._refused(exc.field, str(exc))
             return
         except EngineError as exc:
-            self.app.call_from_thread(self._refused, None, str(exc))
+            self._refused(None, str(exc))
             return
-        self.app.call_from_thread(self.dismiss, job)
+        self.dismiss(job)
 
     def _refused(self, field: str | None, message: str) -> None:
         self.busy = False

@@ -18,7 +18,7 @@ from textual.widgets import DataTable
 
 from picsellia_tui.engine.errors import EngineError, RerunRefused
 from picsellia_tui.storage.params import MASK
-from picsellia_tui.tui.messages import LaunchRequested, ViewMounted
+from picsellia_tui.tui.messages import LaunchRequest, LaunchRequested, ViewMounted
 from picsellia_tui.tui.widgets.base import EngineAccess
 from picsellia_tui.tui.widgets.job_detail import JobDetail
 from picsellia_tui.tui.widgets.jobs_table import JobsTable
@@ -26,7 +26,7 @@ from picsellia_tui.tui.widgets.run_log import RunLog
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.events import Event
-    from picsellia_tui.engine.views import JobView, RunView
+    from picsellia_tui.engine.views import JobView, ProcessingView, RunView, VersionView
 
 
 class JobsPane(EngineAccess, Vertical):
@@ -213,15 +213,21 @@ class JobsPane(EngineAccess, Vertical):
         if job is None:
             self.app.notify("No job selected.", severity="warning")
             return
+        self._edit_rerun(job)
+
+    @work(exit_on_error=False, group="jobs-action")
+    async def _edit_rerun(self, job: JobView) -> None:
+        async def views(e: Any) -> tuple[ProcessingView, VersionView]:
+            return await e.processing(job.processing), await e.version(job.target)
+
+        try:
+            proc, version = await self.engine_await(views)
+        except EngineError as exc:  # the processing or the version is gone
+            self.app.notify(str(exc), severity="error")
+            return
         params = {k: v for k, v in job.parameters.items() if v != MASK}
-        self.post_message(
-            LaunchRequested(
-                processing=job.processing,
-                version=job.target,
-                params=params,
-                title=f"Edit and re-run job {job.id} (a new job)",
-            )
-        )
+        title = f"Edit and re-run job {job.id} (a new job)"
+        self.post_message(LaunchRequested(LaunchRequest(proc, version, params, title=title)))
 
     def action_cancel(self) -> None:
         job = self.selected_job()

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, read_only
-from picsellia_tui.tui.messages import LaunchRequested
+from picsellia_tui.tui.messages import LaunchRequest, LaunchRequested
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import TARGET_TITLES, constraints_summary, num, truncate
 
@@ -223,7 +223,7 @@ class ProcessingsPane(EngineAccess, Vertical):
                 severity="warning",
             )
             return
-        self.post_message(LaunchRequested(processing=p.name))
+        self.post_message(LaunchRequested(LaunchRequest(processing=p)))
 
     def select(self, name: str) -> None:
         """Put the cursor on this processing (now, or once it is listed)."""

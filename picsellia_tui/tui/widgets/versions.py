@@ -15,7 +15,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from picsellia_tui.engine.errors import EngineError
-from picsellia_tui.tui.messages import LaunchRequested, ShowJob, ViewMounted
+from picsellia_tui.tui.messages import LaunchRequest, LaunchRequested, ShowJob, ViewMounted
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
 from picsellia_tui.tui.widgets.format import Clock, key_metrics, metric_value, size, truncate
 
@@ -153,7 +153,7 @@ class VersionsPane(EngineAccess, Vertical):
         if v is None:
             self.app.notify("Select a model version first.", severity="warning")
             return
-        self.post_message(LaunchRequested(version=v.ref))
+        self.post_message(LaunchRequested(LaunchRequest(version=v)))
 
     def action_origin_job(self) -> None:
         v = self.selected()
