@@ -369,6 +369,11 @@ CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "compatible_processings": {"version_id": int},
     "compatible_versions": {"processing_id": int},
     "version_name_free": {"model": str, "name": str},
+    "suggest_version_name": {
+        "version_ref": str,
+        "processing": str,
+        "base": lambda v: None if v is None else str(v),
+    },
     "image_presence": {"host": lambda v: None if v is None else str(v)},
     "launch": {
         "processing": str,

@@ -112,6 +112,7 @@ DECODE: dict[str, Callable[[Any], Any]] = {
     "compatible_processings": _pair(ProcessingView),
     "compatible_versions": _pair(VersionView),
     "version_name_free": bool,
+    "suggest_version_name": str,
     "image_presence": dict,
     "launch": JobView.model_validate,
     "rerun": RunView.model_validate,
@@ -222,6 +223,14 @@ class RemoteEngine:
 
     async def version_name_free(self, model: str, name: str) -> bool:
         result: bool = await self._call("version_name_free", model=model, name=name)
+        return result
+
+    async def suggest_version_name(
+        self, version_ref: str, processing: str, base: str | None = None
+    ) -> str:
+        result: str = await self._call(
+            "suggest_version_name", version_ref=version_ref, processing=processing, base=base
+        )
         return result
 
     async def image_presence(self, host: str | None = None) -> dict[str, bool]:
