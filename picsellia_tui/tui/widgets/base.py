@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
@@ -57,6 +59,18 @@ class EngineAccess:
         """Workers run with exit_on_error=False: a failed engine call is a notice,
         never a crash of the interface."""
         report_worker_error(self.app, event)
+
+
+def tick_while(
+    widget: Widget, timer: Timer | None, wanted: bool, tick: Callable[[], object]
+) -> Timer | None:
+    """A one-second interval timer that runs only while `wanted` (durations of running
+    runs on screen): started or stopped as needed; returns the timer to keep."""
+    if not wanted:
+        if timer is not None:
+            timer.stop()
+        return None
+    return timer or widget.set_interval(1.0, tick)
 
 
 def report_worker_error(app: Any, event: Worker.StateChanged) -> None:

@@ -17,7 +17,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from picsellia_tui.engine.errors import EngineError
-from picsellia_tui.tui.widgets.base import EngineAccess, Table
+from picsellia_tui.tui.widgets.base import EngineAccess, Table, tick_while
 from picsellia_tui.tui.widgets.format import status_text
 
 if TYPE_CHECKING:
@@ -210,14 +210,11 @@ class JobDetail(EngineAccess, Vertical):
 
     def _update_duration_timer(self) -> None:
         """Tick durations each second while a running run is on screen, only then."""
-        if not self.is_mounted:
-            return
-        if self._running_runs():
-            if self._duration_timer is None:
-                self._duration_timer = self.set_interval(1.0, self._tick_durations)
-        elif self._duration_timer is not None:
-            self._duration_timer.stop()
-            self._duration_timer = None
+        if self.is_mounted:
+            running = bool(self._running_runs())
+            self._duration_timer = tick_while(
+                self, self._duration_timer, running, self._tick_durations
+            )
 
     def _tick_durations(self) -> None:
         running = self._running_runs()
