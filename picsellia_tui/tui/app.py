@@ -29,7 +29,7 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker
 
 from picsellia_tui.humanize import first_line
 from picsellia_tui.tui.keymap import GLOBAL_BINDINGS, ActionsProvider
@@ -283,15 +283,15 @@ class PicselliaApp(App[None]):
             for procs in screen.query(ProcessingsPane):
                 procs.engine_event(ev)
 
-    @work(thread=True, exit_on_error=False, group="run-ended")
-    def _run_ended(self, job_id: int, run_id: int) -> None:
+    @work(exit_on_error=False, group="run-ended")
+    async def _run_ended(self, job_id: int, run_id: int) -> None:
         """Tell the user a run ended, wherever it was launched from (the shared
         engine sends every run's events to every app)."""
-        job = self.engine_call(lambda e: e.job(job_id))
+        job = await self.engine_await(lambda e: e.job(job_id))
         run = next((r for r in job.runs if r.id == run_id), None)
         if run is None:
             return
-        self.call_from_thread(self._announce_end, job, run)
+        self._announce_end(job, run)
 
     def _announce_end(self, job: JobView, run: RunView) -> None:
         title = f"Job {job.id} {run.status}"
@@ -322,14 +322,10 @@ class PicselliaApp(App[None]):
                 for pane in screen.query(VersionsPane):
                     pane.load()
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="stats")
-    def _load_stats(self) -> None:
-        stats = self.engine_call(lambda e: e.stats())
-        if get_current_worker().is_cancelled:  # a newer one runs: its answer is fresher
-            return
-        self.call_from_thread(self._show_stats, stats)
-
-    def _show_stats(self, stats: EngineStats) -> None:
+    @work(exit_on_error=False, exclusive=True, group="stats")
+    async def _load_stats(self) -> None:
+        # Exclusive: a newer one cancels this one at its await (its answer is fresher).
+        stats = await self.engine_await(lambda e: e.stats())
         self.stats = stats
         screen = self._main()
         if screen is not None:

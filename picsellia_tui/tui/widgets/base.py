@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from picsellia_tui.humanize import first_line
@@ -95,14 +96,14 @@ class Table(DataTable[Any]):
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
+        except CellDoesNotExist:
             return None
         return key.value
 
     def select_key(self, key: str, *, scroll: bool = True) -> bool:
         try:
             index = self.get_row_index(key)
-        except Exception:
+        except RowDoesNotExist:
             return False
         self.move_cursor(row=index, scroll=scroll)
         return True
