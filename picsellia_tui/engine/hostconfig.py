@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -20,6 +21,16 @@ class HostConfig(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_verify: bool = True
+    # kind = "swarm": the url reaches a Swarm manager; each run is a service there.
+    kind: Literal["docker", "swarm"] = "docker"
+    # Swarm: where tasks on any node reach the engine's local API (their file
+    # channel), and the address the engine listens on for them (default: api_url's).
+    api_url: str | None = None
+    api_listen: str | None = None
+    constraints: list[str] = []  # placement constraints of every run ("node.labels.x==y")
+    gpu_constraints: list[str] = []  # added for processings that need a GPU
+    gpu_resource: str = "gpu"  # the nodes' generic resource kind for GPUs
+    networks: list[str] = []  # networks the tasks join (default: the node's bridge)
 
     @field_validator("url")
     @classmethod
@@ -48,6 +59,36 @@ class HostConfig(BaseModel):
         if scheme == "tcp" and parsed.port is None:
             raise ValueError(f"host url {v!r} needs a port (tcp://host:2376)")
         return v
+
+    @model_validator(mode="after")
+    def _check_swarm(self) -> HostConfig:
+        if self.kind != "swarm":
+            if self.api_url or self.api_listen:
+                raise ValueError(f"host {self.name!r}: api_url/api_listen apply to kind = swarm")
+            return self
+        if not self.api_url:
+            raise ValueError(
+                f"host {self.name!r}: a swarm host needs api_url, the address where tasks "
+                "on its nodes reach this engine (e.g. http://10.0.0.5:18090)"
+            )
+        url = urllib.parse.urlparse(self.api_url)
+        if url.scheme != "http" or not url.hostname or url.port is None:
+            raise ValueError(f"host {self.name!r}: api_url must be http://ADDRESS:PORT")
+        listen = self.api_listen or f"{url.hostname}:{url.port}"
+        addr, _, port = listen.rpartition(":")
+        if not addr or not port.isdigit():
+            raise ValueError(f"host {self.name!r}: api_listen must be ADDRESS:PORT")
+        return self
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """Where the engine listens for a swarm host's tasks (None: not a swarm)."""
+        if self.kind != "swarm" or not self.api_url:
+            return None
+        url = urllib.parse.urlparse(self.api_url)
+        listen = self.api_listen or f"{url.hostname}:{url.port}"
+        addr, _, port = listen.rpartition(":")
+        return addr.strip("[]"), int(port)
 
     @model_validator(mode="after")
     def _check_tls(self) -> HostConfig:

@@ -23,6 +23,7 @@ from picsellia_tui.storage.models import (
     ModelVersion,
     Processing,
     Run,
+    RunEvent,
     User,
     VersionFile,
 )
@@ -135,6 +136,21 @@ def version_files(s: Session, version_id: int) -> list[VersionFile]:
     return list(s.exec(select(VersionFile).where(VersionFile.version_id == version_id)))
 
 
+NODE_REASON = "task started on node "  # how a swarm run's start is recorded
+
+
+def run_nodes(s: Session, run_ids: list[int]) -> dict[int, str]:
+    """The node each (swarm) run started on, from its history."""
+    if not run_ids:
+        return {}
+    rows = s.exec(
+        select(RunEvent.run_id, RunEvent.reason).where(
+            col(RunEvent.run_id).in_(run_ids), col(RunEvent.reason).startswith(NODE_REASON)
+        )
+    )
+    return {rid: reason.removeprefix(NODE_REASON) for rid, reason in rows if reason}
+
+
 def run_view(r: Run, names: Names, previous_digest: str | bool | None = False) -> RunView:
     """`previous_digest`: the digest of the job's last earlier run that recorded one
     (None: no such run); False when not looked up (image_changed is then None)."""
@@ -172,6 +188,9 @@ def run_history(s: Session, job_id: int, names: Names) -> list[RunView]:
     for r in s.exec(select(Run).where(Run.job_id == job_id).order_by(col(Run.attempt))):
         out.append(run_view(r, names, previous))
         previous = r.image_digest or previous
+    nodes = run_nodes(s, [r.id for r in out])
+    for view in out:
+        view.node = nodes.get(view.id)
     return out
 
 
@@ -187,7 +206,9 @@ def single_run_view(s: Session, r: Run, names: Names) -> RunView:
         .order_by(col(Run.attempt).desc())
         .limit(1)
     ).first()
-    return run_view(r, names, previous)
+    view = run_view(r, names, previous)
+    view.node = run_nodes(s, [view.id]).get(view.id)
+    return view
 
 
 def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:

@@ -76,6 +76,17 @@ class Runtime:
                 from picsellia_tui.engine.executors.process import ProcessExecutor
 
                 self._executors[key] = ProcessExecutor(self.ws.runs_dir, host="local")
+            elif self.settings.host(host).kind == "swarm":
+                from picsellia_tui.engine.executors.swarm_executor import SwarmExecutor
+
+                s = self.settings
+                self._executors[key] = SwarmExecutor(
+                    s.host(host),
+                    self.engine_id,
+                    default_memory=s.default_memory,
+                    default_cpu=s.default_cpu,
+                    pids_limit=s.pids_limit,
+                )
             else:
                 from picsellia_tui.engine.executors.docker_executor import DockerExecutor
 

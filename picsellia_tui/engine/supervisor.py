@@ -5,6 +5,7 @@ remove what it leaves. Anything unexpected still ends the run truthfully."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import uuid
@@ -149,7 +150,11 @@ class RunSupervisor:
                 ref = await self._start(run, job, version, files, ex, key)
                 if ref is None:
                     return
-            if not await self._transition(run_id, RunStatus.RUNNING, "container started", ref=ref):
+            started = "container started"
+            if ex.kind == "swarm":
+                node = (await with_host_retry(lambda: ex.inspect(ref))).node
+                started = f"{queries.NODE_REASON}{node or '?'}"
+            if not await self._transition(run_id, RunStatus.RUNNING, started, ref=ref):
                 await self._stop_unrecorded(run_id)  # cancelled while we started it
                 return
             if run.cancel_requested and not started_here:
@@ -188,27 +193,57 @@ class RunSupervisor:
             digest = await with_host_retry(
                 lambda: ex.resolve_image(image, processing=job.processing_name)
             )
-            if ex.kind == "docker":
+            if ex.kind in ("docker", "swarm"):
                 await self.rt.db(self.rt.write(lambda s: _set_digest(s, run.id or 0, digest)))
             rt = self.rt
-            api = await rt.api.prepare(run, job) if uses_api(job) else None
+            api = None
+            if uses_api(job) or ex.kind == "swarm":
+                # A swarm run's files travel through the API (its file channel);
+                # the Picsellia environment only for processings that use it.
+                access, env = await rt.api.prepare(run, job, listen=self._listen(job))
+                api = (access, env if uses_api(job) else {})
             spec = await rt.db(
                 lambda: build_spec(
                     rt.ws, rt.settings, rt.engine_id, run, job, version, files, digest, key, api
                 )
+            )
+            run_id = run.id
+            spec = dataclasses.replace(
+                spec, on_pending=lambda why: self._pending_reason(run_id, job.id or 0, why)
             )
             return await ex.start(spec)
         except (ExecutorError, EngineError) as exc:
             await self._fail(run.id, first_line(exc))
             return None
 
+    def _listen(self, job: Job) -> tuple[str, int] | None:
+        """Where a cluster's tasks reach the engine's API (a swarm host's)."""
+        if self.rt.settings.executor != "docker" or job.executor != "docker":
+            return None
+        try:
+            return self.rt.settings.host(job.host).listen_address
+        except Exception:
+            return None
+
+    async def _pending_reason(self, run_id: int, job_id: int, why: str | None) -> None:
+        """A run waiting for a cluster node says why on its summary (then clears it)."""
+
+        def w(s: Session) -> None:
+            run = s.get(Run, run_id)
+            if run is not None and run.status == RunStatus.PENDING.value:
+                run.error_summary = why
+                s.add(run)
+
+        await self.rt.db(self.rt.write(w))
+        self.rt.events.publish(RunChanged(run_id, job_id, RunStatus.PENDING.value))
+
     async def _follow_to_end(self, run_id: int, job: Job, ex: Executor, ref: str) -> None:
         run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
         assert run is not None
         secrets = [v for v in self.rt.ws.decrypt(job.secrets_enc).values() if len(v) >= 4]
-        if uses_api(job):
+        if uses_api(job) or ex.kind == "swarm":
             # Again after an engine restart (same token); the token is masked like a secret.
-            _, api_env = await self.rt.api.prepare(run, job)
+            _, api_env = await self.rt.api.prepare(run, job, listen=self._listen(job))
             secrets.append(api_env["api_token"])
         log_path = Path(run.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -233,7 +268,8 @@ class RunSupervisor:
             with anyio.CancelScope(shield=True):
                 await self.rt.db(writer.close)
         if log_note:
-            where = f"container {ref[:12]}" if ex.kind == "docker" else f"run folder {ref}"
+            where = {"docker": "container", "swarm": "service"}.get(ex.kind, "run folder")
+            where = f"{where} {ref[:12] if ex.kind != 'process' else ref}"
             log_note += f"; the whole log is kept in {where}"
         await self._finish(run_id, job, ex, ref, exit_code, log_note)
 

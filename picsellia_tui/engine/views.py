@@ -121,6 +121,7 @@ class RunView(BaseModel):
     # Its digest differs from the one the job's previous run with a digest ran
     # (None where the history was not looked at: a job list's latest runs).
     image_changed: bool | None = None
+    node: str | None = None  # the cluster node it ran on (swarm), from its history
 
     @computed_field  # type: ignore[prop-decorator]  # mypy rejects decorated properties
     @property

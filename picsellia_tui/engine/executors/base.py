@@ -7,7 +7,7 @@ engine stores in the Run row. That is what makes reattach and reconciliation wor
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
@@ -46,6 +46,11 @@ class ApiAccess:
 
     socket_dir: Path  # on the engine's machine; holds api.sock (docker: relayed)
     tcp_url: str  # http://127.0.0.1:PORT (process executor)
+    # The run's token (a secret: never logged) and the folder the API serves the
+    # run's files from (context, inputs) and takes its outputs into: how a run on a
+    # cluster node gets its files without a shared disk.
+    token: str = field(default="", repr=False)
+    files_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class RunSpec:
     processing_dir: Path | None = None  # process executor: where the code lives
     entrypoint: list[str] | None = None  # docker: replaces the image's ENTRYPOINT
     api: ApiAccess | None = None  # serve the local Picsellia API to this run
+    # Called with why the run waits (a cluster with no node for it yet), then None.
+    on_pending: Callable[[str | None], Awaitable[None]] | None = None
 
 
 ExecStatus = Literal["created", "running", "exited", "missing"]
@@ -76,6 +83,7 @@ class ExecState:
     started_ns: int | None = None
     finished_ns: int | None = None
     error: str | None = None  # e.g. "OOMKilled", daemon's own message
+    node: str | None = None  # the cluster node it runs on (swarm)
 
 
 class ExecutorError(Exception):
@@ -102,7 +110,7 @@ class OutputRejected(ExecutorError):
 
 @runtime_checkable
 class Executor(Protocol):
-    kind: str  # "docker" | "process"
+    kind: str  # "docker" | "swarm" | "process"
     host: str  # "local", "unix:///var/run/docker.sock", "ssh://root@gpu-box", ...
 
     async def resolve_image(self, image: str, *, processing: str | None = None) -> str:

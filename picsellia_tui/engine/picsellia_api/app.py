@@ -29,6 +29,7 @@ from picsellia_tui.engine.picsellia_api.grants import Grant, GrantTable
 from picsellia_tui.engine.picsellia_api.ids import Ids
 from picsellia_tui.engine.picsellia_api.joblog import MARK, JobLog
 from picsellia_tui.engine.picsellia_api.objects import Signer, Staging, new_upload_name
+from picsellia_tui.engine.picsellia_api.runfiles import RunFiles
 from picsellia_tui.engine.picsellia_api.store import (
     SDK_VERSION,
     ApiError,
@@ -65,6 +66,8 @@ class PicselliaApi:
         self.hooks = hooks
         self.signer = Signer()
         self.joblogs: dict[int, JobLog] = {}
+        # A tar holds a little more than its files: headers and padding.
+        self.runfiles = RunFiles(store.ws.scratch_dir, quota_bytes + quota_bytes // 8 + (1 << 20))
         self.app = Starlette(routes=self._routes(), exception_handlers={HTTPException: _http})
 
     # ------------------------------------------------------------------ plumbing
@@ -173,6 +176,9 @@ class PicselliaApi:
             r(f"{c}/init_multipart_upload", self.multipart_init, "POST"),
             r(f"{c}/generate_part_presigned_url", self.presign_part, "POST"),
             r(f"{c}/complete_part_upload", self.multipart_complete, "POST"),
+            # A run's own files (runs without a shared disk: see runfiles.py).
+            r("/ptui/run/files.tar", self.runfiles.files_tar, "GET"),
+            r("/ptui/run/outputs.tar", self.runfiles.outputs_tar, "PUT"),
             Route("/_storage/{obj:path}", self.storage_get, methods=["GET"]),
             Route("/_storage/{obj:path}", self.storage_post, methods=["POST"]),
             Route("/_storage/{obj:path}", self.storage_put, methods=["PUT"]),

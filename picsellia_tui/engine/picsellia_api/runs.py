@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from picsellia_tui.engine.events import Broadcaster, RunChanged, VersionCreated
 from picsellia_tui.engine.executors.base import ApiAccess, LogLine
+from picsellia_tui.engine.picsellia_api.runfolder import files_dir
 from picsellia_tui.storage.models import Job, ModelVersion, Run, RunEvent
 
 if TYPE_CHECKING:
@@ -91,9 +92,12 @@ class ApiRuns:
         found: int | None = await self._owner.db(q)
         return found
 
-    async def prepare(self, run: Run, job: Job) -> tuple[ApiAccess, dict[str, str]]:
+    async def prepare(
+        self, run: Run, job: Job, listen: tuple[str, int] | None = None
+    ) -> tuple[ApiAccess, dict[str, str]]:
         """The run's grant (made again after an engine restart: same token), where
-        the API is, and the environment Picsellia's SDK and templates read."""
+        the API is, and the environment Picsellia's SDK and templates read.
+        `listen`: also serve on that TCP address (a cluster's tasks reach it there)."""
         assert run.id is not None and job.id is not None
         service = self._made()
         run_id, job_id, target = run.id, job.id, job.target_version_id
@@ -128,7 +132,15 @@ class ApiRuns:
         # Served only once the grant exists: a run re-adopted by a new engine must
         # never get a 403 for a token that is about to be valid again.
         endpoint = await service.start(self._task_group())
-        return ApiAccess(endpoint.socket_dir, endpoint.tcp_url), env
+        if listen is not None:
+            await service.listen(listen)
+        access = ApiAccess(
+            endpoint.socket_dir,
+            endpoint.tcp_url,
+            token=token,
+            files_dir=files_dir(self._owner.ws.scratch_dir, run_id),
+        )
+        return access, env
 
     # ------------------------------------------------------------------ log lines
 

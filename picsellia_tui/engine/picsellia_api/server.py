@@ -67,6 +67,8 @@ class ApiService:
         self._lock = anyio.Lock()
         self.endpoint: ApiEndpoint | None = None
         self._dir: Path | None = None
+        self._tg: TaskGroup | None = None
+        self._extra: dict[tuple[str, int], _Server] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -106,11 +108,50 @@ class ApiService:
             )
             server = _Server(config)
             self._server = server
+            self._tg = tg
             tg.start_soon(self._serve, server, [unix, tcp])
             while not server.started:
                 await anyio.sleep(0.01)
             self.endpoint = ApiEndpoint(self._dir, f"http://127.0.0.1:{port}")
             return self.endpoint
+
+    async def listen(self, address: tuple[str, int]) -> None:
+        """Also serve on `address` (TCP), once: where the tasks of a cluster reach the
+        engine (a swarm host's `api_listen`). Tokens still decide everything."""
+        async with self._lock:
+            if address in self._extra or self._tg is None:
+                return
+            host, port = address
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                sock.close()
+                raise RuntimeError(
+                    f"cannot listen on {host}:{port} for the cluster's tasks: {exc.strerror}"
+                ) from None
+            sock.listen(128)
+            config = uvicorn.Config(
+                self.api.app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+                timeout_keep_alive=30,
+            )
+            server = _Server(config)
+            self._extra[address] = server
+            self._tg.start_soon(self._serve_extra, server, sock)
+            while not server.started:
+                await anyio.sleep(0.01)
+
+    async def _serve_extra(self, server: _Server, sock: socket.socket) -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            sock.close()
 
     async def _serve(self, server: _Server, sockets: list[socket.socket]) -> None:
         try:
@@ -130,6 +171,9 @@ class ApiService:
             with anyio.move_on_after(5):
                 await self._served.wait()
             self._server = None
+        for extra in self._extra.values():
+            extra.should_exit = True
+        self._extra.clear()
         if self._dir is not None:
             (self._dir / SOCKET_NAME).unlink(missing_ok=True)
             if not keep_dir:

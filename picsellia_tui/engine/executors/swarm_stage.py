@@ -1,0 +1,91 @@
+"""The staging step of a Swarm run, run inside the task (its source is passed to
+`python3 -c`; standard library only, never imports the host package).
+
+Before the processing's command: fetch `/picsellia/{context.json, inputs/}` from
+the engine's API (`PTUI_FILES_URL`, the run's token in `PTUI_FILES_TOKEN`) into the
+task's tmpfs. Then run the command (argv) as a child, passing SIGTERM/SIGINT on.
+After it exits 0: send `/picsellia/outputs/` back as a tar. Exits with the
+command's code; a staging failure says why on stderr and exits 125 (before) or
+126 (after).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from typing import IO, Any
+
+ROOT = "/picsellia"
+CHUNK = 1024 * 1024
+
+
+def _request(method: str, path: str, body: IO[bytes] | None = None, size: int | None = None) -> Any:
+    url = os.environ["PTUI_FILES_URL"].rstrip("/") + path
+    req = urllib.request.Request(url, data=body, method=method)
+    req.add_header("Authorization", "Bearer " + os.environ["PTUI_FILES_TOKEN"])
+    if size is not None:
+        req.add_header("Content-Length", str(size))
+        req.add_header("Content-Type", "application/x-tar")
+    return urllib.request.urlopen(req, timeout=300)
+
+
+def fetch_inputs() -> None:
+    with (
+        _request("GET", "/ptui/run/files.tar") as res,
+        tarfile.open(fileobj=res, mode="r|") as tar,
+    ):
+        for member in tar:
+            name = member.name
+            if not (name == "picsellia" or name.startswith("picsellia/")) or ".." in name:
+                raise RuntimeError("unexpected entry in the run's files: " + name)
+            if not (member.isdir() or member.isfile()):
+                raise RuntimeError("unexpected entry in the run's files: " + name)
+            tar.extract(member, "/", set_attrs=False)
+    os.chmod(ROOT + "/outputs", 0o777)
+    os.chmod(ROOT + "/inputs", 0o755)
+
+
+def send_outputs() -> None:
+    path = "/tmp/ptui-outputs.tar"
+    with tarfile.open(path, "w") as tar:
+        tar.add(ROOT + "/outputs", arcname="outputs")
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh, _request("PUT", "/ptui/run/outputs.tar", fh, size) as res:
+        res.read()
+    os.unlink(path)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        fetch_inputs()
+    except Exception as exc:
+        print(f"picsellia-tui staging: could not fetch the run's files: {exc}", file=sys.stderr)
+        return 125
+    if not argv:
+        print("picsellia-tui staging: no command to run", file=sys.stderr)
+        return 125
+    try:
+        child = subprocess.Popen(argv)
+    except OSError as exc:
+        print(f"picsellia-tui staging: cannot run {argv[0]}: {exc}", file=sys.stderr)
+        return 127
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, f: child.send_signal(s))
+    code = child.wait()
+    if code < 0:
+        code = 128 - code
+    if code == 0:
+        try:
+            send_outputs()
+        except Exception as exc:
+            print(f"picsellia-tui staging: could not send the outputs: {exc}", file=sys.stderr)
+            return 126
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

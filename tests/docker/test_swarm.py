@@ -1,0 +1,206 @@
+"""Runs on a Docker Swarm (issue 15), on a single-node Swarm made on the test
+dockerd by a session fixture (`docker swarm init --advertise-addr 127.0.0.1` when
+the daemon is not a manager yet; the swarm is left at the end, so the other
+Docker tests run on a daemon in swarm mode too).
+
+The engine serves its API on the default bridge's gateway (where a task on this
+node reaches the host); the tasks get their files through it, never through a
+bind mount or a shared folder (checked on the service spec).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from picsellia_tui.engine.core import Engine
+from picsellia_tui.engine.executors.swarm_executor import service_spec_mounts
+from picsellia_tui.engine.hosts import HostConfig
+from picsellia_tui.storage.logfile import LogReader
+from tests.core.helpers import make_settings, model_file
+
+pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "picsellia-tui/test-copy:1.0.0"
+NODE_LABEL = "ptui-test-swarm-ready"
+
+
+@pytest.fixture(scope="session")
+def swarm(docker_client: Any) -> str:
+    """This daemon as a Swarm manager; returns its node id. Left in swarm mode."""
+    info = docker_client.info()
+    if (info.get("Swarm") or {}).get("LocalNodeState") != "active":
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            check=True,
+            capture_output=True,
+        )
+        info = docker_client.info()
+    swarm = info.get("Swarm") or {}
+    if not swarm.get("ControlAvailable"):
+        pytest.skip("the test dockerd is in a swarm but not a manager")
+    return str(swarm["NodeID"])
+
+
+@pytest.fixture(scope="session")
+def copy_image(docker_client: Any) -> str:
+    docker_client.images.build(path=str(ROOT / "tests/fixtures/proc_copy"), tag=IMAGE, rm=True)
+    return IMAGE
+
+
+def _bridge_gateway(client: Any) -> str:
+    """Where a task on this node reaches the host: the default bridge's gateway."""
+    ipam = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    if ipam.get("Gateway"):
+        return str(ipam["Gateway"])
+    return str(ipaddress.ip_network(ipam["Subnet"], strict=False).network_address + 1)
+
+
+def _free_port(addr: str) -> int:
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return int(s.getsockname()[1])
+
+
+def _settings(tmp_path: Path, client: Any, **host: Any) -> Any:
+    gw = _bridge_gateway(client)
+    cluster = HostConfig(
+        name="cluster", url="local", kind="swarm", api_url=f"http://{gw}:{_free_port(gw)}", **host
+    )
+    return make_settings(
+        tmp_path, executor="docker", hosts=[cluster], default_host="cluster", concurrency=2
+    )
+
+
+@pytest.fixture
+def swarm_settings(tmp_path: Path, docker_client: Any, swarm: str, copy_image: str) -> Any:
+    return _settings(tmp_path, docker_client)
+
+
+def _services(client: Any, workspace: str) -> list[Any]:
+    return client.services.list(filters={"label": f"picsellia-tui.workspace={workspace}"})
+
+
+def _containers(client: Any, workspace: str) -> list[Any]:
+    return client.containers.list(
+        all=True, sparse=True, filters={"label": f"picsellia-tui.workspace={workspace}"}
+    )
+
+
+async def _wait_for(what: str, check: Any, timeout: float = 60) -> Any:
+    with anyio.fail_after(timeout):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await anyio.sleep(0.2)
+    raise AssertionError(what)  # pragma: no cover
+
+
+async def test_run_on_swarm_files_through_the_api_no_bind_mount(
+    swarm_settings: Any, tmp_path: Path, docker_client: Any
+) -> None:
+    src = model_file(tmp_path, b"swarm model bytes")
+    async with Engine(swarm_settings, supervise=True) as e:
+        await e.import_version("m", "v1", [src], framework="onnx")
+        job = await e.launch("test-copy", "m/v1", {"lines": "4", "sleep": "3"})
+        run_id = job.runs[0].id
+        await e.wait_run(run_id, lambda r: r.status == "running")
+        (svc,) = _services(docker_client, e.ws.workspace_id)
+        spec = svc.attrs["Spec"]
+        # One replicated job, never restarted, no bind mount or volume anywhere.
+        assert spec["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}
+        task = spec["TaskTemplate"]
+        assert task["RestartPolicy"]["Condition"] == "none"
+        mounts = service_spec_mounts(spec)
+        assert mounts and all(m["Type"] == "tmpfs" for m in mounts)
+        assert {m["Target"] for m in mounts} == {"/picsellia", "/tmp"}
+        cs = task["ContainerSpec"]
+        assert cs["ReadOnly"] is True and cs["Init"] is True
+        assert "NET_RAW" in cs["CapabilityDrop"]
+        assert "Privileges" not in cs or not cs["Privileges"]
+        assert cs["Labels"]["picsellia-tui.job_id"] == str(job.id)
+        assert spec["Labels"]["picsellia-tui.engine_id"] == e.engine_id
+        assert task["Resources"]["Limits"]["MemoryBytes"] > 0
+        assert "host" not in str(task.get("Networks") or "")
+
+        run = await e.wait_run(run_id)
+        lines = [r.text for r in LogReader(Path(run.log_path)).records(0, 1000)]
+        assert run.status == "succeeded", (run.error_summary, lines)
+        assert [ln for ln in lines if ln.startswith("line ")] == [f"line {i}" for i in range(4)], lines
+        assert "to stderr" in lines and lines[-1] == "done"
+        versions = {v.ref: v for v in await e.versions(files=True)}
+        made = [v for v in versions.values() if v.ref != "m/v1"]
+        assert len(made) == 1 and made[0].tags == ["copied"]
+        (f,) = [f for f in made[0].files if f.path == "model.onnx"]
+        assert f.sha256 == hashlib.sha256(b"swarm model bytes").hexdigest()
+        detail = await e.job(job.id)
+        assert detail.runs[0].node == docker_client.info()["Name"]
+        await _wait_for(
+            "service removed", _async(lambda: not _services(docker_client, e.ws.workspace_id))
+        )
+
+
+def _async(fn: Any) -> Any:
+    async def call() -> Any:
+        return fn()
+
+    return call
+
+
+async def test_pending_reason_then_runs_once_a_node_label_is_added(
+    tmp_path: Path, docker_client: Any, swarm: str, copy_image: str
+) -> None:
+    settings = _settings(tmp_path, docker_client, constraints=[f"node.labels.{NODE_LABEL}==yes"])
+    node = docker_client.nodes.get(swarm)
+    try:
+        async with Engine(settings, supervise=True) as e:
+            await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+            job = await e.launch("test-copy", "m/v1", {"lines": "1"})
+            run_id = job.runs[0].id
+
+            async def waiting() -> Any:
+                r = await e.run(run_id)
+                return r.status == "pending" and "no suitable node" in (r.error_summary or "")
+
+            await _wait_for("pending reason", waiting)
+            spec = node.attrs["Spec"]
+            spec.setdefault("Labels", {})[NODE_LABEL] = "yes"
+            node.update(spec)
+            run = await e.wait_run(run_id)
+            assert run.status == "succeeded", run.error_summary
+            assert not run.error_summary
+    finally:
+        node.reload()
+        spec = node.attrs["Spec"]
+        (spec.get("Labels") or {}).pop(NODE_LABEL, None)
+        with contextlib.suppress(Exception):
+            node.update(spec)
+
+
+async def test_cancel_leaves_no_service_task_or_container(
+    swarm_settings: Any, tmp_path: Path, docker_client: Any
+) -> None:
+    async with Engine(swarm_settings, supervise=True) as e:
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        job = await e.launch("test-copy", "m/v1", {"lines": "2", "sleep": "120"})
+        run_id = job.runs[0].id
+        run = await e.wait_run(run_id, lambda r: r.status == "running")
+        with anyio.fail_after(30):
+            while len(LogReader(Path(run.log_path))) < 3:
+                await anyio.sleep(0.1)
+        await e.cancel(job.id)
+        run = await e.wait_run(run_id)
+        assert run.status == "killed"
+        ws = e.ws.workspace_id
+        assert not _services(docker_client, ws)
+        assert not _containers(docker_client, ws)
+        assert not docker_client.api.tasks(filters={"label": f"picsellia-tui.workspace={ws}"})
