@@ -86,6 +86,7 @@ class Runtime:
                     default_memory=s.default_memory,
                     default_cpu=s.default_cpu,
                     pids_limit=s.pids_limit,
+                    stop_grace_s=s.cancel_grace_seconds,
                 )
             else:
                 from picsellia_tui.engine.executors.docker_executor import DockerExecutor

@@ -27,6 +27,7 @@ it has instead of hanging.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import threading
@@ -105,6 +106,7 @@ class SwarmExecutor:
         default_cpu: float | None = None,
         pids_limit: int | None = 512,
         poll_s: float = 0.5,
+        stop_grace_s: float = 10.0,
         drain_s: float = 1.0,
         connect_timeout: float = 30.0,
         client_factory: Callable[[HostConfig, float], docker.DockerClient] | None = None,
@@ -127,6 +129,7 @@ class SwarmExecutor:
         self.engine_id = engine_id
         self.api_url = host.api_url
         self.poll_s = poll_s
+        self.stop_grace_s = stop_grace_s
         self.drain_s = drain_s
         self._killed: set[str] = set()  # refs removed by kill(): wait() reports 143
         self._files: dict[str, str] = {}  # ref -> files folder (kept after kill)
@@ -187,7 +190,7 @@ class SwarmExecutor:
             read_only=True,
             init=True,
             cap_drop=list(DROPPED_CAPS),
-            stop_grace_period=int(10e9),
+            stop_grace_period=int(self.stop_grace_s * 1e9),  # SIGTERM, then SIGKILL
         )
         generic: dict[str, int | str] | None = None
         if limits.gpu:
@@ -532,9 +535,15 @@ class SwarmExecutor:
         api = self._api()
         self._files_dir(ref)
         containers = self._task_containers(ref)
+        local = str((api.info().get("Swarm") or {}).get("NodeID") or "")
+        for node, cid in containers:
+            if node == local:
+                # Removing a job service does not stop its running task (moby
+                # #44312): stop it first (SIGTERM, SIGKILL after the grace).
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    api.stop(cid, timeout=max(0, math.ceil(grace_s)))
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_service(ref)
-        local = str((api.info().get("Swarm") or {}).get("NodeID") or "")
         deadline = time.monotonic() + grace_s + 10
         for node, cid in containers:
             if node != local:
