@@ -72,8 +72,11 @@ def jobs_show(job_id: int, as_json: bool) -> None:
     print(f"  output version: {output_label(j)}")
     print("  parameters: " + (", ".join(f"{k}={v}" for k, v in j.parameters.items()) or "-"))
     print()
+    # The node column only for a job whose runs went to a cluster (swarm).
+    nodes = any(r.node for r in j.runs)
     table(
-        ["attempt", "status", "by", "started", "duration", "exit", "image", "output version"],
+        ["attempt", "status", "by", "started", "duration", "exit", "image", "output version"]
+        + (["node"] if nodes else []),
         [
             [
                 r.attempt,
@@ -85,10 +88,13 @@ def jobs_show(job_id: int, as_json: bool) -> None:
                 _run_image(r),
                 r.output_version_id,
             ]
+            + ([r.node or "-"] if nodes else [])
             for r in j.runs
         ],
     )
     last = j.runs[-1] if j.runs else None
+    if last and last.status == "pending" and last.error_summary:
+        print(f"\nwaiting: {last.error_summary}")
     if last and last.error_summary and last.status in ("failed", "killed"):
         from picsellia_tui.engine.logtext import strip_ansi
 

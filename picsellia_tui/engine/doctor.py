@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.humanize import first_line
@@ -113,6 +115,8 @@ def diagnose(settings: Settings) -> Report:
         )
         client = connect(host, timeout=10)
         try:
+            if host.kind == "swarm":
+                _swarm_checks(host, client, defs, add)
             missing = [d for d in defs if not image_present(client, d.image)]
         finally:
             client.close()
@@ -127,3 +131,47 @@ def diagnose(settings: Settings) -> Report:
             )
         )
     return report
+
+
+def _swarm_checks(host: Any, client: Any, defs: list[Any], add: Callable[[Check], None]) -> None:
+    """A swarm host: the manager, each node, and where the images are."""
+    from picsellia_tui.engine.swarm_nodes import list_nodes, manager_problem
+
+    info = client.info()
+    problem = manager_problem(info)
+    if problem is not None:
+        add(Check(f"swarm {host.name}", False, problem, "docker swarm init on the manager"))
+        return
+    nodes = list_nodes(client.api, str((info.get("Swarm") or {}).get("NodeID") or ""))
+    usable = [n for n in nodes if n.state == "ready" and n.availability == "active"]
+    add(
+        Check(
+            f"swarm {host.name}",
+            bool(usable),
+            f"{len(nodes)} node(s), {len(usable)} ready and active; tasks reach the "
+            f"engine at {host.api_url}",
+            None if usable else "docker node update --availability active NODE",
+        )
+    )
+    for n in nodes:
+        if n.local:
+            here = [d.name for d in defs if _present(client, d.image)]
+            images = f"; images here: {len(here)}/{len(defs)}"
+        else:
+            # Only the manager's own daemon is visible from here: another node's
+            # images are not; a registry reference lets each node pull it.
+            images = "; images: not visible from the manager (push them to a registry)"
+        add(
+            Check(
+                f"node {n.hostname}",
+                n.state == "ready",
+                n.line() + images,
+                None if n.state == "ready" else "start that node's dockerd or remove it",
+            )
+        )
+
+
+def _present(client: Any, image: str) -> bool:
+    from picsellia_tui.engine.images import image_present
+
+    return bool(image_present(client, image))

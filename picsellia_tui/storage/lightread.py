@@ -34,6 +34,7 @@ SCHEMA = "0006"
 # Meta key: when the engine last synced the bundled processings (time.time()).
 CATALOG_SYNCED_AT = "catalog_synced_at"
 BUSY_TIMEOUT_S = 30.0
+NODE_REASON = "task started on node "  # engine.queries.NODE_REASON (no engine import here)
 
 Row = dict[str, Any]
 
@@ -344,6 +345,7 @@ class LightReader:
             "image_changed": changed,
             "short_digest": short_digest(r["image_digest"]),
             "duration_s": duration_s(r["started_at"], r["ended_at"]),
+            "node": None,
         }
 
     def _job(self, j: sqlite3.Row, runs: bool) -> Row:
@@ -356,6 +358,16 @@ class LightReader:
             for r in self._rows("SELECT * FROM run WHERE job_id = ? ORDER BY attempt", j["id"]):
                 run_rows.append(self._run(r, previous))
                 previous = r["image_digest"] or previous
+            # As engine.queries.run_nodes: the node a swarm run started on.
+            for ev in self._rows(
+                "SELECT e.run_id, e.reason FROM run_event e JOIN run r ON r.id = e.run_id"
+                " WHERE r.job_id = ? AND e.reason LIKE ?",
+                j["id"],
+                NODE_REASON + "%",
+            ):
+                for row in run_rows:
+                    if row["id"] == ev["run_id"]:
+                        row["node"] = str(ev["reason"]).removeprefix(NODE_REASON)
         return {
             "id": j["id"],
             "processing": j["processing_name"],

@@ -13,8 +13,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import json
+import os
+import signal
 import socket
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +215,57 @@ async def test_cancel_leaves_no_service_task_or_container(
         tasks = docker_client.api.tasks(filters={"label": f"picsellia-tui.workspace={ws}"})
         assert all(t["Status"]["State"] in ("failed", "complete", "shutdown") for t in tasks)
         assert all(t["DesiredState"] != "running" for t in tasks)
+
+
+async def test_engine_sigkilled_mid_run_resumes_following_the_service(
+    swarm_settings: Any, tmp_path: Path, docker_client: Any
+) -> None:
+    async with Engine(swarm_settings) as e:
+        await e.import_version("m", "v1", [model_file(tmp_path, b"kill me")], framework="onnx")
+    ready = tmp_path / "ready.json"
+    api_url = swarm_settings.host("cluster").api_url
+    code = textwrap.dedent(
+        f"""
+        import sys, json, anyio
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from tests.core.helpers import make_settings
+        from picsellia_tui.engine.core import Engine
+        from picsellia_tui.engine.hosts import HostConfig
+        tmp = Path({str(tmp_path)!r})
+        cluster = HostConfig(name="cluster", url="local", kind="swarm", api_url={api_url!r})
+        settings = make_settings(tmp, executor="docker", hosts=[cluster],
+                                 default_host="cluster", concurrency=2)
+        async def main():
+            async with Engine(settings, supervise=True) as e:
+                job = await e.launch("test-copy", "m/v1", {{"lines": "300", "sleep": "8"}})
+                run = await e.wait_run(job.runs[0].id, lambda r: r.status == "running")
+                Path({str(ready)!r}).write_text(json.dumps({{"run": run.id, "log": run.log_path}}))
+                await anyio.sleep(3600)
+        anyio.run(main)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        with anyio.fail_after(60):
+            while not ready.exists():
+                await anyio.sleep(0.05)
+        info = json.loads(ready.read_text())
+        with anyio.fail_after(30):
+            while len(LogReader(Path(info["log"]))) < 100:
+                await anyio.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    async with Engine(swarm_settings, supervise=True) as e:
+        assert len(_services(docker_client, e.ws.workspace_id)) == 1  # outlived its engine
+        with anyio.fail_after(90):
+            run = await e.wait_run(info["run"])
+        lines = [r.text for r in LogReader(Path(run.log_path)).records(0, 1000)]
+        assert run.status == "succeeded", (run.error_summary, lines[-5:])
+        assert [t for t in lines if t.startswith("line ")] == [f"line {i}" for i in range(300)]
+        assert lines.count("done") == 1 and lines.count("to stderr") == 1
+        made = [v for v in await e.versions(files=True) if v.ref != "m/v1"]
+        assert [f.sha256 for f in made[0].files if f.path == "model.onnx"] == [
+            hashlib.sha256(b"kill me").hexdigest()
+        ]

@@ -16,11 +16,13 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.error
 import urllib.request
 from typing import IO, Any
 
 ROOT = "/picsellia"
-CHUNK = 1024 * 1024
+RETRY_S = 180
 
 
 def _request(method: str, path: str, body: IO[bytes] | None = None, size: int | None = None) -> Any:
@@ -59,9 +61,25 @@ def send_outputs() -> None:
     os.unlink(path)
 
 
+def with_retry(fn: Any) -> None:
+    """An engine restarting (or briefly unreachable) is waited for, up to RETRY_S:
+    the run's outputs must not be lost because the engine was away a moment."""
+    deadline = time.monotonic() + RETRY_S
+    while True:
+        try:
+            fn()
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            # 403: a restarted engine that has not taken the run back yet.
+            refused = isinstance(exc, urllib.error.HTTPError) and exc.code not in (403, 502, 503)
+            if refused or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def main(argv: list[str]) -> int:
     try:
-        fetch_inputs()
+        with_retry(fetch_inputs)
     except Exception as exc:
         print(f"picsellia-tui staging: could not fetch the run's files: {exc}", file=sys.stderr)
         return 125
@@ -80,7 +98,7 @@ def main(argv: list[str]) -> int:
         code = 128 - code
     if code == 0:
         try:
-            send_outputs()
+            with_retry(send_outputs)
         except Exception as exc:
             print(f"picsellia-tui staging: could not send the outputs: {exc}", file=sys.stderr)
             return 126

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 DETAIL_DELAY = 0.08  # held arrow keys fly over rows: load where the cursor rests
 TICK_DELAY = 0.2  # events within this window cost one query
-RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit", "image")
+RUN_COLUMNS = ("attempt", "status", "by", "started", "duration", "exit", "image", "where")
 RUN_WIDTHS = {"attempt": 7, "status": 11, "duration": 8, "exit": 4, "image": 16}
 # The image column's marks, said where they show.
 RUN_LABELS = {"image": "image ●new =pin"}
@@ -171,6 +171,11 @@ class JobDetail(EngineAccess, Vertical):
             box.border_title = f"run #{run.attempt} {run.status}: {head}"
             # The end of a stack trace says what went wrong: show it first.
             box.call_after_refresh(box.scroll_end, animate=False)
+        elif run.status == "pending" and run.error_summary:
+            # Why it waits (a cluster with no node for it yet).
+            self.query_one("#run-error-text", Static).update(Text(run.error_summary))
+            box.remove_class("-empty", "-hidden")
+            box.border_title = f"run #{run.attempt} pending"
         else:
             box.add_class("-hidden")
         self.post_message(self.RunShown(job, run))
@@ -201,6 +206,8 @@ class JobDetail(EngineAccess, Vertical):
             self.clock.duration(run.started_at, run.ended_at),
             Text("-" if run.exit_code is None else str(run.exit_code), justify="right"),
             image_cell(run),
+            # The host, and the node a cluster (swarm) placed the run on.
+            f"{run.host} · {run.node}" if run.node else run.host,
         )
 
     # -- durations ---------------------------------------------------------------------------
