@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from picsellia_tui.engine.config import ConfigError, Settings, load_settings
+from picsellia_tui.engine.hostconfig import HostConfig
 from tests.core.helpers import FIXTURES, model_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,3 +173,19 @@ def test_the_app_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     # The app may have painted its first frame (the settings load behind it).
     assert f"error: config in {bad}: concurrency" in r.stderr.strip().splitlines()[-1]
+
+
+def test_swarm_host_needs_an_api_url_and_gets_its_listen_address(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[hosts]]\nname = "cluster"\nurl = "ssh://ana@manager"\nkind = "swarm"\n')
+    with pytest.raises(ConfigError, match="a swarm host needs api_url"):
+        load_settings(cfg)
+    cfg.write_text(cfg.read_text() + 'api_url = "http://10.0.0.5:18090"\n')
+    host = load_settings(cfg).host("cluster")
+    assert host.kind == "swarm" and host.listen_address == ("10.0.0.5", 18090)
+    cfg.write_text(cfg.read_text() + 'api_listen = "0.0.0.0:18091"\n')
+    assert load_settings(cfg).host("cluster").listen_address == ("0.0.0.0", 18091)
+    cfg.write_text('[[hosts]]\nname = "box"\nurl = "local"\napi_url = "http://h:1"\n')
+    with pytest.raises(ConfigError, match="apply to kind = swarm"):
+        load_settings(cfg)
+    assert HostConfig(name="local", url="local").listen_address is None
