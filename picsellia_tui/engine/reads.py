@@ -25,12 +25,15 @@ class Reads:
     async def stats(self) -> EngineStats:
         counts = await self.rt.db(self.rt.read(queries.run_counts))
         s = self.rt.settings
+        default = s.host(None)
+        # A swarm host shows as such: its url alone ("local") would hide the cluster.
+        where = f"swarm {default.name} ({default.url})" if default.kind == "swarm" else default.url
         return EngineStats(
             running=counts["running"],
             pending=counts["pending"],
             organization=s.organization,
             user=s.user,
-            host=s.host(None).url if s.executor == "docker" else "local processes",
+            host=where if s.executor == "docker" else "local processes",
             executor=s.executor,
         )
 
