@@ -343,9 +343,9 @@ class LightReader:
             "image_ref": r["image_ref"],
             "image_digest": r["image_digest"],
             "image_changed": changed,
+            "node": None,  # filled by _job from the run's history (swarm)
             "short_digest": short_digest(r["image_digest"]),
             "duration_s": duration_s(r["started_at"], r["ended_at"]),
-            "node": None,
         }
 
     def _job(self, j: sqlite3.Row, runs: bool) -> Row:
