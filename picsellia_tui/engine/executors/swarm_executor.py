@@ -50,7 +50,6 @@ from picsellia_tui.engine.executors.base import (
     LogLine,
     OutputRejected,
     RunSpec,
-    Stream,
 )
 from picsellia_tui.engine.executors.docker_executor import (
     DROPPED_CAPS,
@@ -74,6 +73,7 @@ from picsellia_tui.engine.executors.docker_private import (
 )
 from picsellia_tui.engine.hosts import HostConfig, one_line
 from picsellia_tui.engine.picsellia_api.runfolder import OUTPUTS, write_run_files
+from picsellia_tui.storage.logfile.record import Stream
 
 __all__ = ["LABEL_FILES", "SwarmExecutor", "service_spec_mounts"]
 
@@ -102,7 +102,7 @@ class SwarmExecutor:
         host: HostConfig,
         engine_id: str,
         *,
-        default_memory: int | str | None = None,
+        default_memory: str | None = None,
         default_cpu: float | None = None,
         pids_limit: int | None = 512,
         poll_s: float = 0.5,
