@@ -29,7 +29,7 @@ import pytest
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.swarm_executor import service_spec_mounts
 from picsellia_tui.engine.hosts import HostConfig
-from picsellia_tui.storage.logfile import LogReader
+from picsellia_tui.storage.logfile.reader import LogReader
 from tests.core.helpers import make_settings, model_file
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
