@@ -1,12 +1,12 @@
 """Errors of the command line: one clear line on stderr and an exit code, never a
-traceback on the terminal (an unexpected one goes to a crash file)."""
+traceback on the terminal (an unexpected one goes to a crash file in the user's
+own state dir: engine/crashlog.py)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NoReturn
 
 from picsellia_tui.humanize import first_line
@@ -65,12 +65,10 @@ def report(exc: BaseException) -> int:
             in ("InvalidInput", "NotFound", "Incompatible", "DefinitionError", "ConfigError")
             else 1
         )
-    import tempfile
-    import traceback
+    from picsellia_tui.engine.crashlog import write_crash_log
 
-    path = Path(tempfile.gettempdir()) / "picsellia-tui-crash.log"
-    with path.open("a") as f:
-        traceback.print_exception(exc, file=f)
-    first = first_line(str(exc))
-    print(f"error: unexpected {type(exc).__name__}: {first} (details in {path})", file=sys.stderr)
+    path, why_not = write_crash_log(exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    where = f"details in {path}" if path else f"no crash log: {why_not}"
+    print(f"error: unexpected {type(exc).__name__}: {first} ({where})", file=sys.stderr)
     return 70

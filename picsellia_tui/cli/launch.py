@@ -19,20 +19,25 @@ if TYPE_CHECKING:
 
 
 def _params(values: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in values or []:
-        key, sep, val = item.partition("=")
-        if not sep or not key:
-            fail(f"-p {item!r}: write parameters as NAME=VALUE")
-        out[key.strip()] = val
-    return out
+    from picsellia_tui.paramargs import ParamArgError, parse_params
+
+    try:
+        return parse_params(values)
+    except ParamArgError as exc:
+        fail(str(exc), 2)
 
 
 def launch(
     processing: Annotated[str, typer.Argument(help="Processing name.")],
     version: Annotated[str, typer.Argument(metavar="MODEL/VERSION", help="Target version.")],
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeat).")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="NAME=VALUE (repeat). For a secret: NAME=@FILE, NAME=@- (prompt) or "
+            "NAME=@env (PICSELLIA_TUI_SECRET_NAME): a value on the command line shows in ps.",
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the new version.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Docker host from the config.")] = None,

@@ -8,6 +8,7 @@ never imports Textual.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -103,6 +104,9 @@ def main(open_app: OpenApp | None = None) -> None:
     """Run the command line; `open_app` opens the interface when a command asks for
     it (the bare command, `demo`)."""
     STATE["open_app"] = open_app
+    # A plain `kill`: unwind like an exit (clean-ups and atexit run: no ssh
+    # transport outlives the command), where the default would just vanish.
+    signal.signal(signal.SIGTERM, _terminated)
     with reported():
         try:
             # Without standalone mode click returns the code of a typer.Exit.
@@ -112,3 +116,12 @@ def main(open_app: OpenApp | None = None) -> None:
         except typer.Abort:  # click's own Ctrl-C
             raise KeyboardInterrupt from None
         sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    # A thread may be blocked reading from an ssh transport: end those first, or
+    # the exit would wait for the thread (up to its read timeout).
+    hosts = sys.modules.get("picsellia_tui.engine.hosts")
+    if hosts is not None:
+        hosts.end_ssh_transports()
+    raise SystemExit(128 + signum)

@@ -42,8 +42,15 @@ def models_import(
         fail(f"{ref!r}: name the version as MODEL/VERSION")
     labels = list(label or [])
     if labels_file is not None:
-        text = labels_file.read_text()
-        labels += _json.loads(text) if text.lstrip().startswith("[") else text.split()
+        try:
+            text = labels_file.read_text(encoding="utf-8")
+            more = _json.loads(text) if text.lstrip().startswith("[") else text.split()
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            fail(f"--labels-file {labels_file}: {why.splitlines()[0] if why else exc}", 2)
+        if not isinstance(more, list) or not all(isinstance(x, str) for x in more):
+            fail(f"--labels-file {labels_file}: a JSON list of strings, or one label a line", 2)
+        labels += more
     v = with_engine(
         lambda e: e.import_version(
             model,

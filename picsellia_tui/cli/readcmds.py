@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 def jobs_list(status: str | None, limit: int, page: int, as_json: bool) -> None:
     """List jobs, newest first, one page at a time."""
+    statuses = ("pending", "running", "succeeded", "failed", "killed")
+    if status is not None and status not in statuses:
+        fail(f"--status {status[:40]!r}: one of {', '.join(statuses)}", 2)
     offset = (page - 1) * limit
     data, total = read(
         [

@@ -30,7 +30,7 @@ def engine_events(op: str, **args: Any) -> Iterator[dict[str, Any]] | None:
     background when none serves it; None when no engine can be reached (the
     caller then runs one of its own, as before; the reason is printed)."""
     from picsellia_tui.engine.autostart import StartFailed, ensure_engine
-    from picsellia_tui.engine.control_client import Unavailable, request
+    from picsellia_tui.engine.control_client import Unavailable, Untrusted, request
     from picsellia_tui.engine.lightconfig import light_settings
 
     where = light_settings(STATE["config"], STATE["overrides"])
@@ -45,6 +45,9 @@ def engine_events(op: str, **args: Any) -> Iterator[dict[str, Any]] | None:
         events = request(where.database, where.executor, op, **args)
         try:
             first = next(events)
+        except Untrusted as exc:  # nothing was sent; an engine of our own does the work
+            print(f"warning: {exc}", file=sys.stderr)
+            return None
         except Unavailable as exc:
             if "this engine serves" in str(exc):
                 return None  # an engine of other settings serves this database

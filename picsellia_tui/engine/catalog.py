@@ -4,9 +4,11 @@ runs these in worker threads)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from picsellia_tui.engine.errors import DefinitionError, InvalidInput, NotFound,
 from picsellia_tui.engine.views import ProcessingChange, ProcessingUpdate
 from picsellia_tui.engine.workspace import Workspace
 from picsellia_tui.humanize import first_line
+from picsellia_tui.storage.blobs import ImportRefused
 from picsellia_tui.storage.domain import (
     NAME_RE,
     VERSION_NAME_MAX,
@@ -180,6 +183,7 @@ def create_private(
                 owner_id=ws.user_id,
                 definition_hash="",
             )
+        _check_image_not_taken(s, defn, ws.user_id)
         row.source_dir = str(folder) if folder else None
         _apply(row, defn, digest)
         s.add(row)
@@ -363,10 +367,33 @@ def update_private(ws: Workspace, name: str, expect_hash: str | None = None) -> 
                 "name",
             )
         if digest != row.definition_hash:
+            _check_image_not_taken(s, defn, ws.user_id)
             _apply(row, defn, digest)
             s.add(row)
         s.flush()
         return row
+
+
+def _repository(image: str) -> str:
+    """'reg:5000/a/b:1.0@sha256:..' -> 'reg:5000/a/b' (the part a build replaces)."""
+    ref = image.split("@", 1)[0]
+    head, _, tail = ref.rpartition("/")
+    return f"{head}/{tail.split(':', 1)[0]}" if head else tail.split(":", 1)[0]
+
+
+def _check_image_not_taken(s: Session, defn: ProcessingDefinition, user_id: int | None) -> None:
+    """A private processing may not name the image of a public processing (or of
+    another user's): building it would replace that image for everybody."""
+    repo = _repository(defn.image)
+    for other in s.exec(select(Processing).where(Processing.name != defn.name)).all():
+        theirs = other.visibility == Visibility.PUBLIC or other.owner_id != user_id
+        if theirs and _repository(other.image) == repo:
+            whose = "the public" if other.visibility == Visibility.PUBLIC else "another user's"
+            raise InvalidInput(
+                f"image {defn.image!r} is the image of {whose} processing {other.name!r}; "
+                "a private processing needs an image name of its own",
+                "image",
+            )
 
 
 def build_paths(folder: Path, defn: ProcessingDefinition, *, private: bool) -> tuple[Path, Path]:
@@ -501,20 +528,40 @@ def default_version_name(version: str, processing: str) -> str:
     return f"{version}-{short}"
 
 
-def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
-    """(relative path, file) for files and folders given on the command line."""
+def collect_files(paths: list[Path], quota: int | None = None) -> list[tuple[str, Path]]:
+    """(relative path, file) for files and folders given on the command line:
+    regular files only (a FIFO would hang the import, /dev/zero fill the disk),
+    no links, at most `quota` bytes in all."""
     out: list[tuple[str, Path]] = []
+    total = 0
+
+    def add(rel: str, f: Path, st: os.stat_result) -> None:
+        nonlocal total
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{f}: not a regular file (special files are not imported)", "files")
+        total += st.st_size
+        out.append((rel, f))
+
     for p in paths:
-        if p.is_symlink() or not p.exists():
+        try:
+            st = p.lstat()
+        except OSError:
+            raise InvalidInput(f"{p}: no such file (links are not followed)", "files") from None
+        if stat.S_ISLNK(st.st_mode):
             raise InvalidInput(f"{p}: no such file (links are not followed)", "files")
-        if p.is_dir():
+        if stat.S_ISDIR(st.st_mode):
             for f in sorted(p.rglob("*")):
-                if f.is_symlink():
+                try:
+                    fst = f.lstat()
+                except OSError:
+                    msg = f"{f}: vanished while the folder was read"
+                    raise InvalidInput(msg, "files") from None
+                if stat.S_ISLNK(fst.st_mode):
                     raise InvalidInput(f"{f}: symbolic links are not imported", "files")
-                if f.is_file():
-                    out.append((f.relative_to(p).as_posix(), f))
+                if not stat.S_ISDIR(fst.st_mode):
+                    add(f.relative_to(p).as_posix(), f, fst)
         else:
-            out.append((p.name, p))
+            add(p.name, p, st)
     seen: set[str] = set()
     for rel, _ in out:
         if rel in seen:
@@ -522,11 +569,24 @@ def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
         seen.add(rel)
     if not out:
         raise InvalidInput("no files to import", "files")
+    if quota is not None and total > quota:
+        raise InvalidInput(
+            f"the files add up to {total} bytes, over the import quota of {quota} "
+            "(import_quota in the config)",
+            "files",
+        )
     return out
 
 
-def store_files(ws: Workspace, files: list[tuple[str, Path]]) -> list[tuple[str, str, int]]:
-    return [(rel, *ws.blobs.put_file(src)) for rel, src in files]
+def store_files(
+    ws: Workspace, files: list[tuple[str, Path]], quota: int | None = None
+) -> list[tuple[str, str, int]]:
+    """Every file into the blob store, or none (ImportRefused: one line)."""
+    try:
+        stored = ws.blobs.put_files([src for _, src in files], quota)
+    except ImportRefused as exc:
+        raise InvalidInput(str(exc), "files") from None
+    return [(rel, sha, size) for (rel, _), (sha, size) in zip(files, stored, strict=True)]
 
 
 def add_version(
@@ -545,6 +605,11 @@ def add_version(
     origin_job_id: int | None = None,
 ) -> ModelVersion:
     check_version_name(version_name)
+    _check_words(framework, "framework", 32)
+    for label in labels or []:
+        _check_words(label, "label", 128)
+    for tag in tags or []:
+        _check_words(tag, "tag", 128)
     if not NAME_RE.match(model_name.lower()) or model_name != model_name.strip():
         raise InvalidInput(
             f"model name {model_name!r}: use letters, digits, '.', '_' or '-'", "model"
@@ -605,13 +670,23 @@ def read_result(outputs: Path) -> dict[str, Any]:
     tables and the TUI and may not carry control characters.
     """
     path = outputs / "result.json"
-    if not path.exists():
-        return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        st = path.lstat()
+    except FileNotFoundError:
+        return {}
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInput("result.json is not a regular file", "result.json")
+    if st.st_size > MAX_RESULT_BYTES:
+        raise InvalidInput(
+            f"result.json is larger than {MAX_RESULT_BYTES // 1024} KiB", "result.json"
+        )
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         reason = first_line(exc)[:120]
         raise InvalidInput(f"result.json is not valid JSON ({reason})", "result.json") from None
+    except RecursionError:  # "[[[[..." 100,000 deep
+        raise InvalidInput("result.json is nested too deeply", "result.json") from None
     if not isinstance(data, dict):
         raise InvalidInput("result.json must hold a JSON object", "result.json")
     fw = data.get("framework")
@@ -645,8 +720,24 @@ def read_result(outputs: Path) -> dict[str, Any]:
     return data
 
 
-_UNSAFE_RX = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_RX = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+MAX_RESULT_BYTES = 1 << 20  # framework, tags, labels, metrics: far less than that
 
 
 def _unsafe(text: str) -> bool:
     return _UNSAFE_RX.search(text) is not None
+
+
+def _check_words(value: object, what: str, limit: int) -> None:
+    """A framework, label or tag: shown in every table, so one short line of
+    printable text (no escape sequence, newline or bidi override)."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit or _unsafe(value):
+        raise InvalidInput(
+            f"{what} {str(value)[:40]!r}: use 1 to {limit} printable characters "
+            "(no control characters)",
+            what,
+        )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")

@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from picsellia_tui.engine.hostconfig import HostConfig
-from picsellia_tui.storage.domain import parse_memory
+from picsellia_tui.storage.domain import check_memory_limit, parse_memory
 
 APP = "picsellia-tui"
 BUNDLED_PROCESSINGS = Path(__file__).resolve().parents[2] / "processings"
@@ -58,10 +58,12 @@ class Settings(BaseSettings):
     default_host: str = "local"
     hosts: list[HostConfig] = Field(default_factory=lambda: [HostConfig(name="local", url="local")])
     concurrency: int = Field(default=2, ge=1, le=64)
-    default_cpu: float | None = Field(default=None, gt=0)
+    # Cores a run may use unless its processing says (capped at the host's count).
+    default_cpu: float | None = Field(default=2.0, gt=0)
     default_memory: str | None = "4g"
     pids_limit: int = Field(default=1024, ge=16)
     output_quota: str = "4g"
+    import_quota: str = "64g"
     cancel_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     keep_failed_containers: bool = False
     log_retention_days: int = Field(default=0, ge=0)  # 0 keeps logs forever
@@ -79,11 +81,23 @@ class Settings(BaseSettings):
     _config_file: Path | None = PrivateAttr(default=None)
     _reproducible: bool = PrivateAttr(default=False)
 
-    @field_validator("default_memory", "output_quota")
+    @field_validator("data_dir", "database", "processings_dir", "export_dir")
     @classmethod
-    def _size(cls, v: str | None) -> str | None:
+    def _home(cls, v: Path | None) -> Path | None:
+        # "~/ws" in a config file means the home folder, not a folder named "~".
+        return v.expanduser() if v is not None else None
+
+    @field_validator("output_quota", "import_quota")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        parse_memory(v)
+        return v
+
+    @field_validator("default_memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_memory(v)
+            check_memory_limit(v)
         return v
 
     @model_validator(mode="after")
@@ -122,6 +136,10 @@ class Settings(BaseSettings):
     @property
     def output_quota_bytes(self) -> int:
         return parse_memory(self.output_quota)
+
+    @property
+    def import_quota_bytes(self) -> int:
+        return parse_memory(self.import_quota)
 
     def host(self, name: str | None) -> HostConfig:
         name = name or self.default_host

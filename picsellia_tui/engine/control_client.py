@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import socket
+import stat
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +47,50 @@ class Unavailable(Exception):
     """No engine serves this database (or it does not share our settings)."""
 
 
+class Untrusted(Unavailable):
+    """The socket's folder or the process listening on it is not this user's:
+    nothing was sent. str() is the one line to show."""
+
+
+def check_private_dir(d: Path) -> None:
+    """Raise Untrusted unless `d` is a real folder (not a symlink) of this user
+    that nobody else can enter: the runtime dir sits in a shared /tmp when
+    XDG_RUNTIME_DIR is unset, where another user may have made it first."""
+    try:
+        st = d.lstat()
+    except FileNotFoundError:
+        raise Unavailable(f"{d} does not exist") from None
+    except OSError as exc:
+        raise Untrusted(f"engine socket folder {d}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise Untrusted(f"engine socket folder {d} is not a folder (a symlink?): not used")
+    if st.st_uid != os.geteuid():
+        raise Untrusted(
+            f"engine socket folder {d} belongs to uid {st.st_uid}, not to you: not used "
+            "(remove it, or set XDG_RUNTIME_DIR)"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise Untrusted(
+            f"engine socket folder {d} is open to other users "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}): not used"
+        )
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket, as
+    the kernel saw it (SO_PEERCRED: pid, uid, gid)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
 @contextlib.contextmanager
 def connect(database: Path, timeout: float = 2.0) -> Iterator[socket.socket]:
+    """A connection to the engine serving `database`, once the socket's folder
+    and the listening process are known to be this user's own (else Untrusted,
+    before a byte is sent: requests carry secret parameter values)."""
     path = socket_path(database)
+    check_private_dir(path.parent)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -55,6 +98,11 @@ def connect(database: Path, timeout: float = 2.0) -> Iterator[socket.socket]:
             sock.connect(str(path))
         except OSError as exc:  # no socket, stale socket, no permission
             raise Unavailable(str(exc)) from None
+        uid = peer_uid(sock)
+        if uid != os.geteuid():
+            raise Untrusted(
+                f"the engine socket {path} is served by uid {uid}, not by you: nothing sent"
+            )
         sock.settimeout(None)
         yield sock
     finally:

@@ -48,6 +48,8 @@ def parse_definition(text: str, file: str) -> ProcessingDefinition:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError(file, "", f"not valid TOML ({exc})") from None
+    except RecursionError:  # x = [[[[... nested thousands deep
+        raise DefinitionError(file, "", "nested too deeply") from None
     return validate_definition(data, file)
 
 

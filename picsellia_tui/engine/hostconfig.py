@@ -7,7 +7,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class HostConfig(BaseModel):
@@ -31,6 +31,9 @@ class HostConfig(BaseModel):
     gpu_constraints: list[str] = []  # added for processings that need a GPU
     gpu_resource: str = "gpu"  # the nodes' generic resource kind for GPUs
     networks: list[str] = []  # networks the tasks join (default: the node's bridge)
+    # Seconds to reach the host (TCP connect, ssh handshake). Kept short and apart
+    # from read timeouts, which a build or a followed log needs long.
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod

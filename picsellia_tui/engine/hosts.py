@@ -19,14 +19,18 @@ is never weakened: an unknown key is refused with the `ssh-keyscan` line to run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
+import math
 import os
 import re
 import select
 import socket
 import subprocess
+import threading
 import urllib.parse
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,13 +181,13 @@ class _SSHTarget:
             raise HostUnreachable(f"{url}: no host name in the URL")
         return cls(url=url, host=parsed.hostname, user=parsed.username, port=parsed.port)
 
-    def argv(self, command: str, timeout: float) -> list[str]:
+    def argv(self, command: str, connect_timeout: float) -> list[str]:
         args = [
             "ssh",
             "-o",
             "BatchMode=yes",
             "-o",
-            f"ConnectTimeout={max(1, int(timeout))}",
+            f"ConnectTimeout={max(1, math.ceil(connect_timeout))}",
             "-o",
             "ServerAliveInterval=15",
             "-o",
@@ -251,6 +255,8 @@ def ssh_preflight(url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """
     target = _SSHTarget.parse(url)
     argv = target.argv("docker version --format '{{.Server.Version}}'", timeout)
+    if _ENDING.is_set():
+        raise HostUnreachable(f"{url}: the command is ending")
     try:
         proc = subprocess.run(
             argv,
@@ -310,6 +316,8 @@ class _SSHSocket:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def connect(self) -> None:
+        if _ENDING.is_set():
+            raise OSError("the command is ending: no new ssh connection")
         self.proc = subprocess.Popen(
             self._argv,
             stdin=subprocess.PIPE,
@@ -318,6 +326,7 @@ class _SSHSocket:
             start_new_session=True,
             bufsize=0,
         )
+        _LIVE_SSH.add(self.proc)
 
     def stdout_fd(self) -> int:
         if self.proc is None or self.proc.stdout is None:
@@ -380,6 +389,24 @@ class _SSHSocket:
                     proc.wait(timeout=2)
 
 
+# Every ssh transport still running: they are in sessions of their own (a Ctrl-C
+# meant for the command must not cut a transfer mid-request), so nothing else
+# ends them when the command exits; this does, at exit and on SIGTERM.
+_LIVE_SSH: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
+_ENDING = threading.Event()  # set once: no new ssh process from then on
+
+
+@atexit.register
+def end_ssh_transports() -> None:
+    _ENDING.set()
+    for proc in list(_LIVE_SSH):
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                proc.wait(timeout=2)
+
+
 class _SSHConnection(urllib3.connection.HTTPConnection):
     def __init__(self, *args: Any, ssh_argv: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -423,7 +450,7 @@ class _SSHAdapter(BaseHTTPAdapter):
             self._pool = None
 
 
-def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
+def _ssh_client(url: str, timeout: float, connect_timeout: float) -> docker.DockerClient:
     target = _SSHTarget.parse(url)
     # Build the client on a placeholder URL with a fixed version (no request), then
     # route every request through our ssh adapter and ask the real API version.
@@ -433,7 +460,8 @@ def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
         timeout=int(timeout),
         max_pool_size=MAX_POOL_SIZE,
     )
-    adapter = _SSHAdapter(target.argv("docker system dial-stdio", timeout), timeout, MAX_POOL_SIZE)
+    argv = target.argv("docker system dial-stdio", connect_timeout)
+    adapter = _SSHAdapter(argv, timeout, MAX_POOL_SIZE)
     install_transport(client.api, adapter, "http+docker://ssh")
     try:
         set_server_version(client.api)
@@ -441,7 +469,7 @@ def _ssh_client(url: str, timeout: float) -> docker.DockerClient:
         client.close()
         # The transport keeps ssh's stderr off the terminal: ask ssh again, in the
         # open, to say what went wrong (unknown host key, auth, no docker CLI...).
-        ssh_preflight(url, timeout)
+        ssh_preflight(url, connect_timeout)
         raise describe_error(exc, url) from None
     return client
 
@@ -495,18 +523,20 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
     `timeout` bounds the connection and is the default per-request read timeout.
     """
     client: docker.DockerClient | None = None
+    reach = min(timeout, host.connect_timeout)
     try:
         if host.scheme == "ssh":
-            client = _ssh_client(host.url, timeout)
+            client = _ssh_client(host.url, timeout, reach)
         elif host.scheme == "local":
             env_host = os.environ.get("DOCKER_HOST", "")
             if env_host.startswith(_SSH_SCHEME):
-                client = _ssh_client(env_host, timeout)
+                client = _ssh_client(env_host, timeout, reach)
             else:
                 client = docker.from_env(
                     timeout=int(timeout), max_pool_size=MAX_POOL_SIZE, version=_PLACEHOLDER_API
                 )
         else:
+            _reach_tcp(host, reach)
             client = docker.DockerClient(
                 base_url=host.url,
                 tls=_tls_config(host) or False,
@@ -533,6 +563,21 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
         if not isinstance(err, HostUnreachable):
             err = HostUnreachable(str(err))
         raise err from None
+
+
+def _reach_tcp(host: HostConfig, connect_timeout: float) -> None:
+    """Open and close a TCP connection to a tcp:// host within connect_timeout:
+    docker-py has one timeout for connecting and reading, and a build's is long."""
+    parsed = urllib.parse.urlparse(host.url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), connect_timeout):
+            pass
+    except TimeoutError:
+        raise HostUnreachable(
+            f"{host.url}: no answer within {connect_timeout:g} s (connect_timeout)"
+        ) from None
+    except OSError as exc:
+        raise HostUnreachable(f"{host.url}: {exc.strerror or exc}") from None
 
 
 def probe(host: HostConfig, timeout: float = 10.0) -> HostReport:

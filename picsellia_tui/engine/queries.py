@@ -69,7 +69,11 @@ def processing_view(row: Processing, names: Names) -> ProcessingView:
         command=row.command,
         entrypoint=row.entrypoint,
         output_mode=row.output_mode,
-        parameters=[ParamSpec.model_validate(p) for p in row.parameters],
+        # A secret's default (older definitions allowed one) is never shown.
+        parameters=[
+            ParamSpec.model_validate({**p, "default": None} if p.get("secret") else p)
+            for p in row.parameters
+        ],
         constraints=Constraints.model_validate(row.constraints),
         visibility=row.visibility,
         owner=names.user(row.owner_id),

@@ -40,9 +40,10 @@ class Registry:
         metrics: dict[str, Any] | None = None,
         description: str = "",
     ) -> VersionView:
-        files = catalog.collect_files(paths)
+        quota = self.rt.settings.import_quota_bytes
+        files = catalog.collect_files(paths, quota)
         catalog.check_version_name(version)
-        stored = await self.rt.db(lambda: catalog.store_files(self.rt.ws, files))
+        stored = await self.rt.db(lambda: catalog.store_files(self.rt.ws, files, quota))
 
         def w(s: Session) -> VersionView:
             v = catalog.add_version(

@@ -64,10 +64,13 @@ def build_spec(
         "organization_id": ws.organization_id,
         "PICSELLIA_CONTEXT": "/picsellia/context.json",
     }
-    env.update({secret_env_name(k): v for k, v in secrets.items()})
     if api is not None:
         env.update(api[1])
     cons = snap.get("constraints", {})
+    named = {secret_env_name(k): v for k, v in secrets.items()}
+    if cons.get("secrets_in_env"):
+        env.update(named)  # the processing asked: `docker inspect` shows them
+        named = {}
     cfg = settings
     mem = cons.get("memory") or cfg.default_memory
     src = snap.get("source_dir")
@@ -96,7 +99,10 @@ def build_spec(
             pids=cfg.pids_limit,
             gpu=bool(cons.get("gpu")),
             network=bool(cons.get("network")),
+            writable_rootfs=bool(cons.get("writable_rootfs")),
+            capabilities=tuple(cons.get("capabilities") or ()),
         ),
         processing_dir=Path(src) if src else None,
+        secret_files=named,
         api=api[0] if api is not None else None,
     )

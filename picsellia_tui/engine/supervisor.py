@@ -273,6 +273,12 @@ class RunSupervisor:
             log_note += f"; the whole log is kept in {where}"
         await self._finish(run_id, job, ex, ref, exit_code, log_note)
 
+    async def _oom_killed(self, ex: Executor, ref: str) -> bool:
+        try:
+            return (await ex.inspect(ref)).error == "OOMKilled"
+        except ExecutorError:
+            return False
+
     async def _finish(
         self,
         run_id: int,
@@ -300,7 +306,12 @@ class RunSupervisor:
             return
         if exit_code != 0:
             note = f" ({summary})" if summary else ""
-            await self._fail(run_id, f"exited with code {exit_code}{note}", exit_code=exit_code)
+            reason = f"exited with code {exit_code}"
+            if await self._oom_killed(ex, ref):
+                cons = job.processing_snapshot.get("constraints") or {}
+                limit = cons.get("memory") or self.rt.settings.default_memory
+                reason = f"killed: out of memory (limit {limit})"
+            await self._fail(run_id, f"{reason}{note}", exit_code=exit_code)
             await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
         mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
@@ -329,6 +340,9 @@ class RunSupervisor:
             )
         except (ExecutorError, EngineError) as exc:
             refused = exc
+        except Exception as exc:  # outputs are the run's code's: never an engine error
+            log.exception("run %s: outputs could not be taken", run_id)
+            refused = EngineError(f"{type(exc).__name__}: {str(exc)[:200]}")
         finally:
             # Gone before the final status is written: nothing half-kept after it.
             await self.rt.db(lambda: shutil.rmtree(dest, ignore_errors=True))

@@ -1,6 +1,7 @@
 """A workspace on disk: database, blob store, logs, run folders, secrets key.
 
-Opening it is synchronous and idempotent: directories 0700, database 0600,
+Opening it is synchronous and idempotent: directories created 0700, database
+created 0600 (existing ones are checked, never chmod'ed: storage/private.py),
 migrations applied, organization and user rows present.
 """
 
@@ -21,6 +22,7 @@ from picsellia_tui.engine.errors import EngineError
 from picsellia_tui.storage.blobs import BlobStore
 from picsellia_tui.storage.db import Database
 from picsellia_tui.storage.models import Meta, Organization
+from picsellia_tui.storage.private import UnsafePath, private_dir
 from picsellia_tui.storage.repo import ensure_user
 
 
@@ -28,12 +30,15 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.data_dir
-        _private_dir(self.root)
-        self.logs_dir = _private_dir(self.root / "logs")
-        self.runs_dir = _private_dir(self.root / "runs")
-        self.scratch_dir = _private_dir(self.root / "scratch")
-        self.blobs = BlobStore(self.root / "blobs")
-        self.db = Database(settings.database_path)
+        try:
+            private_dir(self.root, "data dir")
+            self.logs_dir = private_dir(self.root / "logs", "data dir")
+            self.runs_dir = private_dir(self.root / "runs", "data dir")
+            self.scratch_dir = private_dir(self.root / "scratch", "data dir")
+            self.blobs = BlobStore(self.root / "blobs")
+            self.db = Database(settings.database_path)
+        except UnsafePath as exc:
+            raise EngineError(str(exc)) from None
         try:
             self.db.migrate()
         except Exception as exc:
@@ -83,12 +88,6 @@ class Workspace:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
 
 
 def _secret_key(path: Path) -> bytes:

@@ -7,7 +7,6 @@ interleave a read-check-write (that is how "one active run per job" holds).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
+
+from picsellia_tui.storage.private import private_file
 
 T = TypeVar("T")
 
@@ -52,11 +53,10 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            # Create it 0600 before SQLite does (SQLite honours umask only).
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        os.chmod(path, 0o600)
+        # Create it 0600 before SQLite does (SQLite honours umask only; its -wal
+        # and -shm files take the database's mode). An existing file is checked,
+        # never chmod'ed: it may not be ours to change.
+        private_file(path, "database")
         self.engine: Engine = create_engine(
             f"sqlite:///{path}",
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -75,10 +75,6 @@ class Database:
             from picsellia_tui.storage.migrate import upgrade
 
             upgrade(self)
-        for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(self.path.name + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

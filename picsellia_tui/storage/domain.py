@@ -83,8 +83,27 @@ VERSION_NAME_RULE = (
     f"letters, digits, '.', '_' or '-', starting with a letter or digit, at most {VERSION_NAME_MAX}"
 )
 # Text shown in a terminal must not carry control sequences (title changes, screen
-# clears, hyperlinks, bells): C0 controls but tab and newline, DEL and C1 are refused.
-_CONTROL_RX = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# clears, hyperlinks, bells): C0 controls but tab and newline, DEL and C1 are refused,
+# and so are the bidi overrides that make a line read other than it is (U+202E).
+_CONTROL_RX = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+MAX_DESCRIPTION = 10_000  # characters; a screenful is a few thousand
+# Environment variables a process needs (or that change how it loads code): a
+# secret parameter is passed as NAME (or NAME_FILE) and must not replace them.
+RESERVED_ENV = frozenset(
+    {"PATH", "HOME", "USER", "SHELL", "PWD", "TERM", "LANG", "TZ", "TMPDIR", "HOSTNAME",
+     "IFS", "ENV", "BASH_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PICSELLIA_CONTEXT",
+     "JOB_ID", "RUN_ID", "ORGANIZATION_ID", "NODE_OPTIONS", "PERL5LIB", "RUBYLIB"}
+)  # fmt: skip
+RESERVED_ENV_PREFIXES = ("LD_", "LC_", "PYTHON", "DYLD_", "PICSELLIA_", "DOCKER_", "SSH_")
+# Capabilities a processing may ask for: Docker's default set without NET_RAW and
+# MKNOD. What reaches the host's kernel or other processes (SYS_ADMIN, SYS_PTRACE,
+# NET_ADMIN, SYS_MODULE, ...) is never granted.
+GRANTABLE_CAPS = frozenset(
+    {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+     "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP"}
+)  # fmt: skip
+# Docker's smallest memory limit is 6 MiB; past a pebibyte the value is a typo.
+MEMORY_LIMIT_RANGE = (6 * 1024**2, 1024**5)
 
 
 def shorten(value: object, limit: int = 60) -> str:
@@ -108,10 +127,10 @@ class ParamSpec(BaseModel):
     type: ParamType
     default: Any = None
     required: bool = False
-    min: float | None = None
-    max: float | None = None
-    choices: list[str] | None = None
-    help: str = ""
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    choices: list[str] | None = Field(default=None, max_length=1000)
+    help: str = Field(default="", max_length=2000)
     secret: bool = False
 
     @model_validator(mode="after")
@@ -126,6 +145,16 @@ class ParamSpec(BaseModel):
             raise ValueError(f"parameter {self.name!r}: min {self.min} is above max {self.max}")
         if self.secret and self.type != "str":
             raise ValueError(f"parameter {self.name!r}: only 'str' parameters can be secret")
+        if self.secret and self.default is not None:
+            raise ValueError(
+                f"parameter {self.name!r}: a secret has no default (anyone reading the "
+                "definition would know it); it is given at launch"
+            )
+        if self.secret and reserved_env(self.name):
+            raise ValueError(
+                f"parameter {self.name!r}: a secret is passed as the environment variable "
+                f"{self.name.upper()}, which the process needs for itself; pick another name"
+            )
         check_text(self.help, f"parameter {self.name!r}: help")
         for choice in self.choices or []:
             check_text(choice, f"parameter {self.name!r}: choice {choice[:40]!r}", newlines=False)
@@ -145,12 +174,33 @@ class Constraints(BaseModel):
     memory: str | None = None  # docker style: "512m", "2g"
     gpu: bool = False
     network: bool = False
+    # A container starts with no capability and a read-only root file system; a
+    # processing that needs more says so here (and `processings show` says it).
+    writable_rootfs: bool = False
+    capabilities: list[str] = Field(default_factory=list)
+    # Secrets are files (/run/secrets/NAME, path in NAME_FILE); an image that reads
+    # them from the environment says so (`docker inspect` then shows them).
+    secrets_in_env: bool = False
+
+    @field_validator("capabilities")
+    @classmethod
+    def _capabilities(cls, v: list[str]) -> list[str]:
+        out = []
+        for cap in v:
+            name = cap.upper().removeprefix("CAP_")
+            if name not in GRANTABLE_CAPS:
+                raise ValueError(
+                    f"capability {shorten(cap, 40)} cannot be asked for; one of "
+                    f"{', '.join(sorted(GRANTABLE_CAPS))}"
+                )
+            out.append(name)
+        return sorted(set(out))
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_memory(v)
+            check_memory_limit(v)
         return v
 
     @field_validator("frameworks")
@@ -161,11 +211,31 @@ class Constraints(BaseModel):
 
 def parse_memory(value: str) -> int:
     """'512m' -> bytes. Raises ValueError with the offending text."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
+    m = re.fullmatch(r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*([kmgt]?)i?b?\s*", value.lower())
     if not m:
         raise ValueError(f"memory {shorten(value)} is not a size like '512m' or '2g'")
     mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2)]
-    return int(float(m.group(1)) * mult)
+    n = float(m.group(1)) * mult
+    if n >= 2**63:
+        raise ValueError(f"memory {shorten(value)} is too large")
+    return int(n)
+
+
+def check_memory_limit(value: str) -> int:
+    """A memory limit for a container: a size Docker accepts (6 MiB at least) and
+    not an absurd one (a pebibyte at most)."""
+    n = parse_memory(value)
+    lo, hi = MEMORY_LIMIT_RANGE
+    if not lo <= n <= hi:
+        raise ValueError(f"memory {shorten(value)} is outside 6m..1024t")
+    return n
+
+
+def reserved_env(param_name: str) -> bool:
+    """Whether a parameter's environment variable would replace one a process needs."""
+    env = param_name.upper()
+    base = env.removesuffix("_FILE")
+    return any(e in RESERVED_ENV or e.startswith(RESERVED_ENV_PREFIXES) for e in (env, base))
 
 
 class BuildSpec(BaseModel):
@@ -202,7 +272,7 @@ class ProcessingDefinition(BaseModel):
 
     name: str
     version: str = Field(default="1.0.0", min_length=1, max_length=32)
-    description: str = ""
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
     task: Task
     target_type: TargetType = TargetType.MODEL_VERSION
     image: str = Field(min_length=1, max_length=256)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from picsellia_tui.storage.domain import ParamSpec
 
 MASK = "••••••"
+MIN_SECRET_CHARS = 8
 _TRUE = {"true", "1", "yes", "on", "y"}
 _FALSE = {"false", "0", "no", "off", "n"}
 # C0 controls but tab and newline, DEL, C1, lone surrogates.
@@ -79,6 +80,12 @@ def coerce_value(spec: ParamSpec, value: Any) -> Any:
             "an invalid character" if "\ud800" <= bad.group() <= "\udfff" else "a control character"
         )
         raise ParameterError(name, f"contains {what} ({bad.group()!r})")
+    if spec.secret and ("\n" in value or "\r" in value):
+        raise ParameterError(name, "a secret is one line")
+    if spec.secret and len(value) < MIN_SECRET_CHARS:
+        # Logs are masked by value: 'abc' would mask every 'abc' of the log and
+        # still say which it was; a short secret is guessed anyway.
+        raise ParameterError(name, f"a secret needs at least {MIN_SECRET_CHARS} characters")
     if spec.type == "choice":
         assert spec.choices is not None
         if value not in spec.choices:
@@ -126,7 +133,7 @@ def resolve_value(spec: ParamSpec, raw: Any) -> Any:
     when left empty, checked against the spec; None when it stays unset. Raises
     ParameterError. The engine applies it to a launch, the launch form as it is typed.
     """
-    if raw is None or (isinstance(raw, str) and raw == "" and spec.type != "str"):
+    if raw is None or (isinstance(raw, str) and raw == "" and (spec.type != "str" or spec.secret)):
         raw = spec.default
     if raw is None or (spec.required and isinstance(raw, str) and raw == ""):
         if spec.required:

@@ -217,10 +217,15 @@ class Params:
         return None if value is None else str(value)
 
     def get_secret(self, name: str) -> str | None:
-        """A secret parameter arrives only as an env var named after it in upper case."""
+        """A secret parameter arrives as a file whose path is in the env var
+        <NAME>_FILE (/run/secrets/<NAME>, on a tmpfs), or as the env var <NAME>
+        when the processing asks for `secrets_in_env`."""
         spec = self._specs.get(name)
         if spec is None or not spec.secret:
             raise KeyError(f"parameter {name!r} is not a secret parameter of {DEFINITION_FILE}")
+        path = os.environ.get(f"{name.upper()}_FILE")
+        if path:
+            return Path(path).read_text(encoding="utf-8") or None
         return os.environ.get(name.upper()) or None
 
     def public_values(self) -> dict[str, Any]:

@@ -9,7 +9,9 @@ The run contract in short (docs/run-contract.md has it all):
   version's files go; read both from context.json, never hard-code them;
 - ``outputs/result.json`` (optional) gives the new version's framework, tags, metrics and
   labels;
-- secret parameters arrive only as environment variables named after them in upper case;
+- a secret parameter arrives as a file: its path is in the environment variable
+  <NAME>_FILE (``/run/secrets/<NAME>``); with ``secrets_in_env = true`` under
+  ``[constraints]``, as the variable <NAME> instead;
 - print progress lines (flushed); exit status 0 means succeeded, anything else failed
   and the last lines of the log become the error summary.
 

@@ -9,8 +9,8 @@ the target and ``input_model_file_name`` the file to convert.
   x86-only layout ones) plus the operator list for a reduced ORT build;
 - ``openvino``: OpenVINO IR (``.xml`` + ``.bin``) with float16 weights.
 
-With the secret ``signing_key`` (env ``SIGNING_KEY``, never in context.json nor in the
-log), ``signature.json`` lists an HMAC-SHA256 of every produced file.
+With the secret ``signing_key`` (the file named by ``SIGNING_KEY_FILE``, never in
+context.json nor in the log), ``signature.json`` lists an HMAC-SHA256 of every produced file.
 """
 
 from __future__ import annotations

@@ -29,10 +29,12 @@ SPECS = [
 
 
 def test_parameters_defaults_types_and_ranges() -> None:
-    got = resolve_parameters(SPECS, {"kind": "b", "ratio": "0.5", "flag": "yes", "token": "t0k3n"})
-    assert got == {"n": 3, "ratio": 0.5, "flag": True, "kind": "b", "token": "t0k3n"}
+    got = resolve_parameters(
+        SPECS, {"kind": "b", "ratio": "0.5", "flag": "yes", "token": "t0k3n-long"}
+    )
+    assert got == {"n": 3, "ratio": 0.5, "flag": True, "kind": "b", "token": "t0k3n-long"}
     plain, secrets = split_secrets(SPECS, got)
-    assert "token" not in plain and secrets == {"token": "t0k3n"}
+    assert "token" not in plain and secrets == {"token": "t0k3n-long"}
     assert masked(SPECS, got)["token"] == "••••••"
 
 

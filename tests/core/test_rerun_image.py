@@ -91,7 +91,12 @@ def _private_copy(tmp: Path) -> Path:
     folder = tmp / "mine" / "my-copy"
     shutil.copytree(FIXTURES / "proc_copy", folder)
     toml = folder / "processing.toml"
-    toml.write_text(toml.read_text().replace('name = "test-copy"', 'name = "my-copy"'))
+    # A private processing has an image name of its own (the public one's is refused).
+    toml.write_text(
+        toml.read_text()
+        .replace('name = "test-copy"', 'name = "my-copy"')
+        .replace('"picsellia-tui/test-copy:', '"example/my-copy:')
+    )
     return folder
 
 

@@ -182,9 +182,11 @@ def test_write_transactions_are_immediate(tmp_path: Path) -> None:
 def test_blob_store_dedups_verifies_and_writes_atomically(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs")
     data = b"hello model" * 1000
-    sha, size = store.put_stream(io.BytesIO(data))
+    (tmp_path / "a").write_bytes(data)
+    (tmp_path / "b").write_bytes(data)
+    [(sha, size)] = store.put_files([tmp_path / "a"])
     assert sha == hashlib.sha256(data).hexdigest() and size == len(data)
-    assert store.put_stream(io.BytesIO(data)) == (sha, size)
+    assert store.put_files([tmp_path / "b"]) == [(sha, size)]
     assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1
     assert not any((tmp_path / "blobs" / "tmp").iterdir())
     assert store.verify(sha).read_bytes() == data
@@ -210,5 +212,5 @@ def test_put_stream_failure_leaves_nothing(tmp_path: Path) -> None:
             return b"x" * 10
 
     with pytest.raises(OSError):
-        store.put_stream(Boom())  # type: ignore[arg-type]
+        store._stage_stream(Boom())  # type: ignore[arg-type]
     assert not any((tmp_path / "blobs" / "tmp").iterdir())

@@ -358,8 +358,11 @@ async def test_confinement(
     assert hc["NetworkMode"] == "none"
     assert hc["LogConfig"]["Type"] == "json-file"
     assert hc["LogConfig"]["Config"]["max-size"] == "512m"
-    assert "MKNOD" in (hc["CapDrop"] or [])
-    assert not hc.get("Binds") and not attrs.get("Mounts")  # no docker socket, no volumes
+    assert hc["CapDrop"] == ["ALL"] and not hc.get("CapAdd")
+    assert hc["ReadonlyRootfs"] is True and "/tmp" in (hc.get("Tmpfs") or {})
+    # No bind mount (no docker socket); /picsellia is the container's own volume.
+    assert not hc.get("Binds")
+    assert [(m["Type"], m["Destination"]) for m in attrs["Mounts"]] == [("volume", "/picsellia")]
     assert hc["Init"] is True
     labels = attrs["Config"]["Labels"]
     assert labels[LABEL_RUN] == spec.run_id

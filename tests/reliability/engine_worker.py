@@ -97,8 +97,8 @@ def install_hooks() -> None:
 
     orig_create = DE._create
 
-    def create(self: Any, spec: Any, image_id: str, relay: str | None = None) -> str:
-        cid = orig_create(self, spec, image_id, relay)
+    def create(self: Any, spec: Any, image: Any, relay: str | None = None) -> str:
+        cid = orig_create(self, spec, image, relay)
         if _reached("after-create"):
             _die("after-create")
         return cid
@@ -160,8 +160,8 @@ def install_hooks() -> None:
 
     orig_store = catalog.store_files
 
-    def store_files(ws: Any, files: Any) -> Any:
-        out = orig_store(ws, files)
+    def store_files(ws: Any, files: Any, quota: Any = None) -> Any:
+        out = orig_store(ws, files, quota)
         if _reached("after-store"):
             _die("after-store")
         return out

@@ -27,6 +27,18 @@ WORKER = Path(__file__).resolve().parent / "engine_worker.py"
 SECRET = "s3cr3t-Tok3n-Xq9"  # what the tests pass as the secret `token`
 
 AREAS = ("crashes", "concurrency", "hostile input", "security")
+# The classes of attack of issue 16, each counted in a second table (a bad input
+# of one of them is counted in its area's row too).
+CLASSES = (
+    "paths not ours",
+    "socket spoofing by another uid",
+    "symlinked logs",
+    "secrets visible to another user",
+    "special or changing files",
+    "unreachable hosts",
+    "confinement",
+    "hostile result.json",
+)
 
 
 # --------------------------------------------------------------------------- tally
@@ -46,6 +58,7 @@ class Row:
 class Tally:
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
+        self.classes: dict[str, list[int]] = {}  # class -> [tried, clean]
 
     def row(self, area: str) -> Row:
         assert area in AREAS, area
@@ -63,7 +76,14 @@ class Tally:
     def lost(self, area: str, n: int) -> None:
         self.row(area).lines_lost += n
 
-    def bad(self, area: str, clean: bool, note: str | None = None) -> None:
+    def bad(
+        self, area: str, clean: bool, note: str | None = None, klass: str | None = None
+    ) -> None:
+        if klass is not None:
+            assert klass in CLASSES, klass
+            c = self.classes.setdefault(klass, [0, 0])
+            c[0] += 1
+            c[1] += int(clean)
         r = self.row(area)
         r.bad_tried += 1
         if clean:
@@ -141,10 +161,30 @@ class Tally:
         for area in AREAS:
             for n in self.rows.get(area, Row()).notes:
                 out.append(f"  {area}: {n}")
+        if self.classes:
+            out += ["", *self.class_table()]
+        return out
+
+    def class_table(self) -> list[str]:
+        head = ("class of attack (issue 16)", "tried", "refused or contained")
+        body = [(k, str(self.classes[k][0]), str(self.classes[k][1])) for k in CLASSES
+                if k in self.classes]  # fmt: skip
+        missing = [k for k in CLASSES if k not in self.classes]
+        widths = [max(len(r[i]) for r in (head, *body)) for i in range(3)]
+
+        def fmt(r: tuple[str, ...]) -> str:
+            return " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                              enumerate(zip(r, widths, strict=True)))  # fmt: skip
+
+        out = [fmt(head), "-+-".join("-" * w for w in widths), *map(fmt, body)]
+        if missing:
+            out.append(f"not tried in this session: {', '.join(missing)}")
         return out
 
     def as_json(self) -> dict[str, Any]:
-        return {area: asdict(r) for area, r in self.rows.items()}
+        out: dict[str, Any] = {area: asdict(r) for area, r in self.rows.items()}
+        out["classes"] = {k: {"tried": t, "clean": c} for k, (t, c) in self.classes.items()}
+        return out
 
 
 # ------------------------------------------------------------------- clean messages
@@ -173,20 +213,21 @@ def expect_refusal(
     fn: Callable[[], Any],
     allowed: type[BaseException] | tuple[type[BaseException], ...],
     what: str = "",
+    klass: str | None = None,
 ) -> BaseException:
     """`fn()` must raise one of `allowed` with one clear line; counted in the tally."""
     try:
         fn()
     except allowed as exc:
         problem = message_problem(str(exc))
-        tally.bad(area, problem is None, f"{what}: {problem}: {str(exc)[:120]!r}")
+        tally.bad(area, problem is None, f"{what}: {problem}: {str(exc)[:120]!r}", klass)
         assert problem is None, f"{what}: {problem}: {str(exc)[:300]!r}"
         return exc
     except Exception as exc:
-        tally.bad(area, False, f"{what}: crashed with {type(exc).__name__}: {exc}")
+        tally.bad(area, False, f"{what}: crashed with {type(exc).__name__}: {exc}", klass)
         raise
     what = what[:200]
-    tally.bad(area, False, f"{what}: accepted")
+    tally.bad(area, False, f"{what}: accepted", klass)
     raise AssertionError(f"{what}: accepted")
 
 
@@ -196,19 +237,20 @@ async def expect_refusal_async(
     fn: Callable[[], Awaitable[Any]],
     allowed: type[BaseException] | tuple[type[BaseException], ...],
     what: str = "",
+    klass: str | None = None,
 ) -> BaseException:
     try:
         await fn()
     except allowed as exc:
         problem = message_problem(str(exc))
-        tally.bad(area, problem is None, f"{what}: {problem}: {str(exc)[:120]!r}")
+        tally.bad(area, problem is None, f"{what}: {problem}: {str(exc)[:120]!r}", klass)
         assert problem is None, f"{what}: {problem}: {str(exc)[:300]!r}"
         return exc
     except Exception as exc:
-        tally.bad(area, False, f"{what}: crashed with {type(exc).__name__}: {exc}")
+        tally.bad(area, False, f"{what}: crashed with {type(exc).__name__}: {exc}", klass)
         raise
     what = what[:200]
-    tally.bad(area, False, f"{what}: accepted")
+    tally.bad(area, False, f"{what}: accepted", klass)
     raise AssertionError(f"{what}: accepted")
 
 

@@ -28,6 +28,8 @@ from picsellia_tui.storage.domain import NAME_RE, VERSION_NAME_RE, ParamSpec
 from picsellia_tui.storage.params import ParameterError, resolve_parameters
 from tests.reliability.helpers import (
     Tally,
+    cli_env,
+    config_file,
     expect_refusal,
     expect_refusal_async,
     integrity,
@@ -35,6 +37,7 @@ from tests.reliability.helpers import (
     message_problem,
     model_file,
     query,
+    run_cli,
 )
 
 AREA = "hostile input"
@@ -191,7 +194,25 @@ def test_processing_toml_mutated_fields(tally: Tally, muts: list[tuple[Any, Any]
         (("parameters", 0, "name"), "\x1b[2J" * 100),
         (("constraints", "cpu"), -1),
         (("parameters", 0, "name"), "a-b;c"),
+        # issue 16 item 11: absurd sizes, NaN bounds, a huge or bidi-spoofed text
+        (("constraints", "memory"), "999999999999999t"),
+        (("constraints", "memory"), "1"),
+        (("constraints", "memory"), "9" * 400),
+        (("parameters", 0, "min"), float("nan")),
+        (("parameters", 0, "max"), float("inf")),
+        (("description",), "x" * 20_000_000),
+        (("description",), "harmless \u202etxt.exe"),
+        (("parameters", 2, "help"), "h" * 100_000),
+        # issue 16 item 12: a secret would replace the environment the process needs
+        (("parameters", 2, "name"), "path"),
+        (("parameters", 2, "name"), "ld_preload"),
+        (("parameters", 2, "name"), "pythonpath"),
+        (("parameters", 2, "name"), "home"),
+        (("parameters", 2, "name"), "picsellia_context"),
+        # issue 16 item 4: a secret's default is printed by `processings show`
+        (("parameters", 2, "default"), "a-default-secret"),
     ],
+    ids=lambda v: repr(v)[:40] if not isinstance(v, tuple) else ".".join(map(str, v)),
 )
 def test_processing_toml_named_hostile_fields(tally: Tally, path: Any, value: Any) -> None:
     text = tomli_w.dumps(_mutate(VALID_TOML, path, value))
@@ -386,6 +407,104 @@ def test_version_names(tally: Tally, name: str) -> None:
 
 
 # --------------------------------------------------------- names through the engine
+
+
+@pytest.mark.anyio
+async def test_short_secrets_are_refused(tmp_path: Path, tally: Tally) -> None:
+    """Issue 16 item 4: a 3-character secret was 'masked' nowhere (masking needs 4+),
+    and a short one is guessed anyway."""
+    async with Engine(make_settings(tmp_path)) as e:
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        for bad in ("abc", "1234567"):
+            exc = await expect_refusal_async(
+                tally, AREA, lambda bad=bad: e.launch("rel-probe", "m/v1", {"token": bad}),
+                InvalidInput, f"secret of {len(bad)} characters",
+                klass="secrets visible to another user",
+            )  # fmt: skip
+            assert "at least 8 characters" in str(exc) and bad not in str(exc)
+        job = await e.launch("rel-probe", "m/v1", {"token": ""})  # empty: not given
+        assert "token" not in job.parameters
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--framework", "onnx\x1b]0;x\x07"],
+        ["--tag", "a\x1b[2J"],
+        ["--label", "l\nl"],
+        ["--label", "evil\u202etxt"],
+        ["--framework", "f" * 100],
+    ],
+)
+def test_models_import_refuses_control_characters(
+    tmp_path: Path, tally: Tally, args: list[str]
+) -> None:
+    """Issue 16 item 10: they were stored and printed raw by import, list, show."""
+    s = make_settings(tmp_path)
+    cfg = config_file(s, tmp_path / "c.toml")
+    out = run_cli(["--config", str(cfg), "models", "import", "m/v1", str(model_file(tmp_path)),
+                   *args], env=cli_env())  # fmt: skip
+    listed = run_cli(["--config", str(cfg), "models", "list"], env=cli_env())
+    ok = (out.returncode == 2 and message_problem(out.stderr.strip()) is None
+          and "m/v1" not in listed.stdout and not CONTROL_RX.search(listed.stdout))  # fmt: skip
+    tally.bad(AREA, ok, f"models import {args[0]} {args[1][:20]!r}: rc {out.returncode}")
+    assert ok, (out.returncode, out.stderr, listed.stdout)
+
+
+def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path, tally: Tally) -> None:
+    """Issue 16 item 15: `--labels-file /nonexistent` exited 70 'unexpected', `jobs
+    list --status bogus` printed nothing and exited 0."""
+    s = make_settings(tmp_path)
+    cfg = config_file(s, tmp_path / "c.toml")
+    bad_json = tmp_path / "labels.json"
+    bad_json.write_text("[1, 2")
+    cases = [
+        ["models", "import", "m/v1", str(model_file(tmp_path)), "--labels-file", "/nonexistent"],
+        ["models", "import", "m/v2", str(model_file(tmp_path)), "--labels-file", str(bad_json)],
+        ["jobs", "list", "--status", "bogus"],
+    ]
+    for args in cases:
+        out = run_cli(["--config", str(cfg), *args], env=cli_env())
+        ok = out.returncode == 2 and message_problem(out.stderr.strip()) is None
+        tally.bad(AREA, ok, f"{' '.join(args[:2])} {args[-1]}: rc {out.returncode}")
+        assert ok, (args, out.returncode, out.stderr)
+
+
+@pytest.mark.anyio
+async def test_a_private_processing_cannot_take_a_public_image_or_another_name(
+    tmp_path: Path, tally: Tally
+) -> None:
+    """Issue 16 item 9: a private processing named a bundled image (building it
+    would replace the public image), and `processings create` from another
+    folder with an existing name replaced that processing silently."""
+    s = make_settings(tmp_path)
+
+    def folder(name: str, proc: str, image: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        doc = {**VALID_TOML, "name": proc, "image": image, "build": {}}
+        (d / "processing.toml").write_text(tomli_w.dumps(doc))
+        (d / "Dockerfile").write_text("FROM python:3.11-slim\n")
+        return d
+
+    async with Engine(s) as e:
+        public = (await e.processings())[0]
+        for i, image in enumerate((public.image, public.image.split(":")[0] + ":9.9.9")):
+            d = folder(f"p{i}", "mine", image)
+            await expect_refusal_async(
+                tally, AREA, lambda d=d: e.create_processing(d),  # type: ignore[misc]
+                InvalidInput, f"private processing with the public image {image}",
+            )  # fmt: skip
+        first = await e.create_processing(folder("one", "mine", "me/mine:1"))
+        assert first.source_dir and first.source_dir.endswith("one")
+        again = await e.create_processing(tmp_path / "one")  # the same folder: an update
+        assert again.id == first.id
+        exc = await expect_refusal_async(
+            tally, AREA, lambda: e.create_processing(folder("two", "mine", "me/other:1")),
+            InvalidInput, "processings create from another folder with an existing name",
+        )  # fmt: skip
+        assert "already named 'mine'" in str(exc)
+        assert (await e.processing("mine")).source_dir == first.source_dir
 
 
 @pytest.mark.anyio
@@ -637,6 +756,8 @@ def test_harmless_odd_names_are_neutralized(tmp_path: Path, tally: Tally) -> Non
         '{"metrics": {"acc": [1]}}',
         '{"metrics": {"\\u001b]8;;http://e/\\u001b\\\\": 1}}',
         '{"metrics": []}',
+        '{"metrics": {"acc": NaN}}',  # issue 16 item 11: not JSON, printed as such later
+        '{"metrics": {"acc": -Infinity}}',
         "\udcff",
     ],
 )
@@ -649,6 +770,38 @@ def test_hostile_result_json(tmp_path: Path, tally: Tally, content: str) -> None
         InvalidInput,
         f"result.json {content[:40]!r}",
     )
+
+
+@pytest.mark.parametrize("case", ["directory", "nested", "fifo", "symlink", "too big"])
+def test_result_json_that_is_not_a_small_regular_file(
+    tmp_path: Path, tally: Tally, case: str
+) -> None:
+    """Issue 16 item 8: a directory gave IsADirectoryError, '[' 100,000 deep a
+    RecursionError, both as engine errors."""
+    p = tmp_path / "result.json"
+    if case == "directory":
+        p.mkdir()
+    elif case == "nested":
+        p.write_text("[" * 100_000 + "]" * 100_000)
+    elif case == "fifo":
+        os.mkfifo(p)  # reading it would block forever
+    elif case == "symlink":
+        p.symlink_to("/etc/passwd")
+    else:
+        p.write_text('{"tags": [' + ",".join(['"x"'] * 400_000) + "]}")
+    expect_refusal(
+        tally, AREA, lambda: catalog.read_result(tmp_path), InvalidInput, f"result.json {case}",
+        klass="hostile result.json",
+    )  # fmt: skip
+
+
+def test_processing_toml_nested_too_deep(tally: Tally) -> None:
+    """Issue 16 item 8: `x=[[[...]]]` was 'unexpected RecursionError', exit 70."""
+    text = tomli_w.dumps(VALID_TOML) + "\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    expect_refusal(
+        tally, AREA, lambda: parse_definition(text, "p/processing.toml"), DefinitionError,
+        "processing.toml nested 100,000 deep",
+    )  # fmt: skip
 
 
 def test_no_shell_ever_ran_a_hostile_name() -> None:

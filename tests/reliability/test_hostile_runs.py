@@ -50,6 +50,8 @@ HOSTILE_OUTPUTS = {
     "big": "quota",
     "bad-result": "result.json",
     "huge-result": "result.json",
+    "result-dir": "result.json",  # issue 16 item 8: was IsADirectoryError, run left open
+    "result-deep": "result.json",  # was RecursionError
     "badname": "utf-8",
     "ctlname": "control characters",
 }
@@ -98,8 +100,11 @@ async def test_hostile_outputs_refused_blobs_and_versions_unchanged(
                 and first.startswith("outputs refused:")
                 and HOSTILE_OUTPUTS[mode] in first.lower()
                 and message_problem(first) is None
+                and run.exit_code == 0  # the code's own exit, recorded
             )
-            tally.bad(AREA, ok, f"{executor_kind} outputs {mode}: {run.status} {first!r:.150}")
+            klass = "hostile result.json" if mode.startswith("result-") else None
+            tally.bad(AREA, ok, f"{executor_kind} outputs {mode}: {run.status} {first!r:.150}",
+                      klass)  # fmt: skip
             if not ok:
                 problems.append(f"{mode}: {run.status}: {first!r}")
         assert sorted(p.name for p in blobs.rglob("*") if p.is_file()) == before
@@ -119,6 +124,10 @@ async def test_hostile_outputs_refused_blobs_and_versions_unchanged(
         good = await e.launch("rel-probe", "m/v1", {"lines": 2})
         (run,) = await _wait_final(e, [good.runs[0].id], 60)
         assert run.status == "succeeded", run.error_summary
+        if executor_kind == "docker":  # refused outputs do not leave containers behind
+            with anyio.fail_after(30):
+                while await e.executor("docker", "local").list_runs():  # type: ignore[attr-defined]
+                    await anyio.sleep(0.2)
     assert not problems, problems
     assert not list((s.data_dir / "scratch").glob("outputs-*")), "partial outputs left behind"
     assert integrity(s.database_path) == "ok" and not history_problems(s.database_path)

@@ -1,17 +1,19 @@
 """Security: secret parameters never appear in the log file, the database (nor its
 WAL), `jobs show --json`, exported logs or the TUI; containers run unprivileged,
 without the Docker socket, without network unless the processing asks; the data dir
-is 0700 and the database 0600; TLS is verified for tcp:// hosts; an unknown or
+is created 0700 and the database 0600; TLS is verified for tcp:// hosts; an unknown or
 changed SSH host key is refused with a clear message."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +184,11 @@ async def test_containers_unprivileged_no_socket_no_network_unless_asked(
     toml.write_text(
         toml.read_text()
         .replace('name = "rel-probe"', 'name = "rel-probe-net"')
-        .replace('required_files = ["*.onnx"]', 'required_files = ["*.onnx"]\nnetwork = true')
+        .replace(
+            'required_files = ["*.onnx"]',
+            'required_files = ["*.onnx"]\nnetwork = true\nwritable_rootfs = true\n'
+            'capabilities = ["CHOWN"]',
+        )
     )
     async with Engine(s, supervise=True) as e:
         workspace_containers.append(e.ws.workspace_id)
@@ -196,11 +202,26 @@ async def test_containers_unprivileged_no_socket_no_network_unless_asked(
         for r in runs:
             with LogReader(Path(r.log_path)) as reader:
                 reports.append(_probe([x.text for x in reader.records(0)]))
+        shown = (await e.processing("rel-probe-net")).constraints
     p, n = reports
     checks: dict[str, bool] = {}
     cap = int(p["cap_eff"], 16)
     for name, bit in CAP_BITS.items():
         checks[f"no {name}"] = not cap & (1 << bit)
+    # Issue 16 item 7: every capability dropped (root in the container could chown,
+    # override file permissions, setuid...), the root file system read-only.
+    checks["no capability at all"] = cap == 0
+    checks["chown refused"] = p["chown"].startswith("refused")
+    checks["root file system read-only"] = p["rootfs_write"].startswith("refused") and p[
+        "etc_write"
+    ].startswith("refused")
+    checks["/tmp writable"] = p["tmp_write"] == "allowed"
+    checks["outputs writable"] = p["outputs_write"] == "allowed"
+    checks["asked: CHOWN only"] = int(n["cap_eff"], 16) == 1 and n["chown"] == "allowed"
+    checks["asked: writable root"] = n["rootfs_write"] == "allowed"
+    checks["asked: shown in constraints"] = shown.writable_rootfs and shown.capabilities == [
+        "CHOWN"
+    ]
     checks["no_new_privs"] = p["no_new_privs"] == "1"
     checks["no docker socket"] = p["docker_sock"] == [] and not any(
         "docker.sock" in m for m in p["mounts"]
@@ -214,23 +235,60 @@ async def test_containers_unprivileged_no_socket_no_network_unless_asked(
     checks["secret not in context.json"] = p["context_has_token"] is False
     checks["only contract env"] = not any(
         k.startswith(("PICSELLIA_TUI_", "DOCKER_", "SSH_")) for k in p["env"]
-    ) and {"PICSELLIA_CONTEXT", "job_id", "run_id", "organization_id", "TOKEN"} <= set(p["env"])
+    ) and {"PICSELLIA_CONTEXT", "job_id", "run_id", "organization_id", "TOKEN_FILE"} <= set(
+        p["env"]
+    )
+    # Issue 16 item 4: the secret is a 0400 file on a tmpfs, not in the environment.
+    checks["secret not in the environment"] = "TOKEN" not in p["env"]
+    checks["secret file 0400 on a tmpfs"] = p["secret_file"] == {
+        "mode": "0o400",
+        "fs": "tmpfs",
+        "at": "/run/secrets",
+    }
     by_ref = {c.id: c for c in docker_client.containers.list(all=True) if c.id in kept}
+    attrs = json.dumps(by_ref[runs[0].ref].attrs)
+    checks["secret not in docker inspect"] = SECRET not in attrs
+    stream, _ = docker_client.api.get_archive(runs[0].ref, "/picsellia/.secrets")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        staged = [m for m in tar.getmembers() if m.isfile()]
+    checks["staged secret emptied"] = bool(staged) and all(m.size == 0 for m in staged)
     for ref, want_net in zip([runs[0].ref, runs[1].ref], ("none", "bridge"), strict=True):
         hc = by_ref[ref].attrs["HostConfig"]
         checks[f"{want_net}: not privileged"] = hc["Privileged"] is False
         checks[f"{want_net}: network mode"] = hc["NetworkMode"] == want_net
-        checks[f"{want_net}: no binds/mounts"] = (
-            not hc.get("Binds") and not by_ref[ref].attrs["Mounts"]
-        )
+        mounts = by_ref[ref].attrs["Mounts"]
+        checks[f"{want_net}: no binds, only its own /picsellia volume"] = not hc.get("Binds") and [
+            (m["Type"], m["Destination"]) for m in mounts
+        ] == [("volume", "/picsellia")]
+        checks[f"{want_net}: cap_drop ALL"] = hc.get("CapDrop") == ["ALL"]
         checks[f"{want_net}: no-new-privileges"] = "no-new-privileges" in str(hc["SecurityOpt"])
         checks[f"{want_net}: limits"] = bool(hc["Memory"]) and bool(hc["PidsLimit"])
         checks[f"{want_net}: not host pid/ipc"] = (
             hc.get("PidMode", "") != "host" and hc.get("IpcMode") != "host"
         )
     for name, ok in checks.items():
-        tally.bad(AREA, ok, f"confinement: {name}")
+        klass = "secrets visible to another user" if "secret" in name else "confinement"
+        tally.bad(AREA, ok, f"confinement: {name}", klass=klass)
     assert all(checks.values()), {k: v for k, v in checks.items() if not v}
+
+
+@pytest.mark.docker
+async def test_an_out_of_memory_kill_says_so(
+    tmp_path: Path, tally: Tally, probe_image: str, workspace_containers: list[str]
+) -> None:
+    """Issue 16 item 7: an OOM kill said only 'exited with code 137'."""
+    s = make_settings(tmp_path, executor="docker", default_memory="64m")
+    async with Engine(s, supervise=True) as e:
+        workspace_containers.append(e.ws.workspace_id)
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        job = await e.launch("rel-probe", "m/v1", {"alloc_mb": 400})
+        with anyio.fail_after(120):
+            run = await e.wait_run(job.runs[0].id)
+    first = (run.error_summary or "").splitlines()[0] if run.error_summary else ""
+    ok = run.status == "failed" and run.exit_code == 137
+    ok = ok and first == "killed: out of memory (limit 64m)"
+    tally.bad(AREA, ok, f"out of memory: {run.status} {first!r}", klass="confinement")
+    assert ok, (run.status, run.exit_code, run.error_summary)
 
 
 # ----------------------------------------------------------------- files on disk
@@ -243,9 +301,9 @@ def _mode(p: Path) -> int:
 async def test_data_dir_0700_database_0600_even_with_a_loose_umask(
     tmp_path: Path, tally: Tally
 ) -> None:
+    # The data dir is made by the tool here; an existing one is never chmod'ed
+    # (test_local_users.py).
     data = tmp_path / "data"
-    data.mkdir(mode=0o755)
-    os.chmod(data, 0o755)  # an existing, too open folder is tightened
     s = make_settings(tmp_path)
     cfg = config_file(s, tmp_path / "config.toml")
     src = model_file(tmp_path)

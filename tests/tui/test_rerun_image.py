@@ -96,6 +96,7 @@ async def test_job_detail_says_what_a_job_without_output_writes(
     toml.write_text(
         toml.read_text()
         .replace('name = "test-copy"', 'name = "just-check"')
+        .replace('"picsellia-tui/test-copy:', '"example/just-check:')
         .replace('output_mode = "new_model_version"', 'output_mode = "none"')
     )
     ws.call(lambda e: e.create_processing(folder))

@@ -37,6 +37,8 @@ class Limits:
     pids: int | None = 512
     gpu: bool = False
     network: bool = False
+    writable_rootfs: bool = False  # else a read-only root file system (tmpfs /tmp)
+    capabilities: tuple[str, ...] = ()  # added back to an empty set
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,9 @@ class RunSpec:
     api: ApiAccess | None = None  # serve the local Picsellia API to this run
     # Called with why the run waits (a cluster with no node for it yet), then None.
     on_pending: Callable[[str | None], Awaitable[None]] | None = None
+    # Secrets delivered as files: environment name -> value. The run finds each at
+    # the path in <NAME>_FILE (docker: /run/secrets/<NAME>, on a tmpfs, 0400).
+    secret_files: dict[str, str] = field(default_factory=dict)
 
 
 ExecStatus = Literal["created", "running", "exited", "missing"]

@@ -9,11 +9,13 @@ Inside the container (see docs/run-contract.md):
 start), `/picsellia/outputs/` (world-writable, taken out with `get_archive` after the
 exit, through `archives.safe_extract`), env `PICSELLIA_CONTEXT`.
 
-Confinement: never privileged, `no-new-privileges`, a few capabilities dropped
-(NET_RAW, MKNOD, AUDIT_WRITE, SETFCAP), no volumes (so no Docker socket), no host
-network, no network at all unless the processing asks (`Limits.network`), memory
-(swap included), cpu and pids limits, json-file logs bounded in size, tini as PID 1
-so SIGTERM reaches the code.
+Confinement: never privileged, `no-new-privileges`, every capability dropped (a
+processing may ask for a few back: `Limits.capabilities`), a read-only root file
+system unless the processing asks (`writable_rootfs`) with a tmpfs `/tmp`, the
+image's own USER, no bind mount (so no Docker socket; `/picsellia` is an anonymous
+volume of the container, removed with it), no host network, no network at all
+unless the processing asks (`Limits.network`), memory (swap included), cpu and pids
+limits, json-file logs bounded in size, tini as PID 1 so SIGTERM reaches the code.
 
 The json-file limit is large (512 MB, 2 files) on purpose: the engine keeps its own
 copy of the log, Docker's file is only the buffer it follows, and Docker 20.10
@@ -81,6 +83,7 @@ __all__ = [
 
 T = TypeVar("T")
 
+ROOT_DIR = "/picsellia"  # the run's own volume
 CONTEXT_PATH = "/picsellia/context.json"
 INPUTS_DIR = "/picsellia/inputs"
 OUTPUTS_DIR = "/picsellia/outputs"
@@ -91,7 +94,7 @@ LABEL_ENGINE = "picsellia-tui.engine_id"
 LABEL_ATTEMPT = "picsellia-tui.attempt"
 LABEL_IMAGE = "picsellia-tui.image"
 
-DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP"]
+TMP_SIZE = "1g"  # the /tmp tmpfs; it counts against the memory limit
 _COPY_CHUNK = 1024 * 1024
 _WAIT_CHUNK_S = 300  # one wait request at most this long, then ask again
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -142,17 +145,42 @@ def check_inputs(inputs: list[InputFile]) -> list[tuple[str, ...]]:
     return parts_list
 
 
-def staging_stream(context_json: bytes, inputs: list[InputFile]) -> Iterator[bytes]:
-    """A tar, streamed, of /picsellia/{context.json, inputs/..., outputs/} for `put_archive`.
+# Secret files reach the container's tmpfs through this script, run by the image's
+# own shell as the image's own user before its entrypoint: the root file system
+# is read-only and Docker cannot copy into a tmpfs. It reads each staged file (in
+# the run's own volume), writes it 0400 to /run/secrets, empties the staged copy,
+# then becomes the image's command. Shell builtins only.
+SECRETS_DIR = "/run/secrets"
+STAGED_SECRETS = ".secrets"
+SECRETS_SCRIPT = (
+    'for f in /picsellia/.secrets/*; do [ -f "$f" ] || continue; v=; '
+    'IFS= read -r v < "$f"; '
+    '(umask 377; printf "%s" "$v" > "/run/secrets/${f##*/}") || exit 112; : > "$f"; done; '
+    'unset f v; exec "$@"'
+)
+
+
+def staging_stream(
+    context_json: bytes, inputs: list[InputFile], secrets: dict[str, str] | None = None
+) -> Iterator[bytes]:
+    """A tar, streamed, of {context.json, inputs/..., outputs/} for `put_archive` into
+    /picsellia (a volume: the root file system itself is read-only).
 
     Files are read in chunks: a multi-GB model is never held in memory. Call
     `check_inputs` first: errors raised while the HTTP body streams are less clear.
     """
     parts_list = check_inputs(inputs)
-    yield _tar_header("picsellia", tarfile.DIRTYPE, mode=0o755)
-    yield _tar_header("picsellia/inputs", tarfile.DIRTYPE, mode=0o755)
-    yield _tar_header("picsellia/outputs", tarfile.DIRTYPE, mode=0o777)
-    yield _tar_header("picsellia/context.json", tarfile.REGTYPE, len(context_json), 0o644)
+    yield _tar_header("inputs", tarfile.DIRTYPE, mode=0o755)
+    yield _tar_header("outputs", tarfile.DIRTYPE, mode=0o777)
+    if secrets:
+        # Open to all for the moment between start and the script above: the image's
+        # user may not be root, and even root has no CAP_DAC_OVERRIDE to empty them.
+        yield _tar_header(STAGED_SECRETS, tarfile.DIRTYPE, mode=0o777)
+        for name, value in secrets.items():
+            data = value.encode() + b"\n"
+            yield _tar_header(f"{STAGED_SECRETS}/{name}", tarfile.REGTYPE, len(data), 0o666)
+            yield data + _pad(len(data))
+    yield _tar_header("context.json", tarfile.REGTYPE, len(context_json), 0o644)
     yield context_json + _pad(len(context_json))
     made: set[tuple[str, ...]] = set()
     for f, parts in zip(inputs, parts_list, strict=True):
@@ -160,10 +188,10 @@ def staging_stream(context_json: bytes, inputs: list[InputFile]) -> Iterator[byt
             d = parts[:i]
             if d not in made:
                 made.add(d)
-                yield _tar_header("picsellia/inputs/" + "/".join(d), tarfile.DIRTYPE, mode=0o755)
+                yield _tar_header("inputs/" + "/".join(d), tarfile.DIRTYPE, mode=0o755)
         with open(f.source, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            yield _tar_header("picsellia/inputs/" + "/".join(parts), tarfile.REGTYPE, size, 0o644)
+            yield _tar_header("inputs/" + "/".join(parts), tarfile.REGTYPE, size, 0o644)
             left = size
             while left > 0:
                 chunk = fh.read(min(_COPY_CHUNK, left))
@@ -248,6 +276,7 @@ class DockerExecutor:
         self._forward: api_relay.SshForward | None = None  # the API's, to an ssh:// host
         self._forward_lock = threading.Lock()
         self._attach_lock = threading.Lock()
+        self._ncpu: float | None = None
 
     def __repr__(self) -> str:
         return f"DockerExecutor(host={self.host!r}, engine_id={self.engine_id!r})"
@@ -326,7 +355,17 @@ class DockerExecutor:
         kwargs: dict[str, Any] = {
             "privileged": False,
             "security_opt": ["no-new-privileges"],
-            "cap_drop": list(DROPPED_CAPS),
+            "cap_drop": ["ALL"],
+            "cap_add": list(limits.capabilities) or None,
+            "read_only": not limits.writable_rootfs,
+            # /picsellia is a volume of the container (put_archive can fill it on a
+            # read-only root file system); /tmp is memory, like most tools expect.
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE}"}
+            | (
+                {SECRETS_DIR: "rw,nosuid,nodev,noexec,size=1m,mode=1777"}
+                if spec.secret_files
+                else {}
+            ),
             "network_mode": "bridge" if limits.network else "none",
             "init": True,
             "auto_remove": False,
@@ -339,7 +378,7 @@ class DockerExecutor:
             kwargs["mem_limit"] = memory
             kwargs["memswap_limit"] = memory
         if cpu:
-            kwargs["nano_cpus"] = int(cpu * 1e9)
+            kwargs["nano_cpus"] = int(min(cpu, self._host_cpus()) * 1e9)
         if pids:
             kwargs["pids_limit"] = pids
         if limits.gpu:
@@ -347,6 +386,15 @@ class DockerExecutor:
                 docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
             ]
         return kwargs
+
+    def _host_cpus(self) -> float:
+        """The host's CPU count (Docker refuses a limit above it), asked once."""
+        if self._ncpu is None:
+            try:
+                self._ncpu = float(self._api().info().get("NCPU") or 1)
+            except Exception:  # the create that follows reports an unreachable host
+                return 1.0
+        return self._ncpu
 
     def _labels(self, spec: RunSpec) -> dict[str, str]:
         return {
@@ -358,10 +406,21 @@ class DockerExecutor:
             LABEL_IMAGE: spec.image,
         }
 
-    def _create(self, spec: RunSpec, image_id: str, relay: str | None = None) -> str:
+    def _create(self, spec: RunSpec, image: dict[str, Any], relay: str | None = None) -> str:
         api = self._api()
+        image_id = str(image["Id"])
         env = dict(spec.env)
         env["PICSELLIA_CONTEXT"] = CONTEXT_PATH
+        entrypoint = list(spec.entrypoint) if spec.entrypoint else None
+        command = list(spec.command) or None
+        if spec.secret_files:
+            env.update({f"{n}_FILE": f"{SECRETS_DIR}/{n}" for n in spec.secret_files})
+            # The script runs first, then what Docker would have run.
+            cfg = image.get("Config") or {}
+            argv = entrypoint if entrypoint is not None else list(cfg.get("Entrypoint") or [])
+            argv += command or ([] if entrypoint is not None else list(cfg.get("Cmd") or []))
+            entrypoint = ["/bin/sh", "-c", SECRETS_SCRIPT, "picsellia-secrets"]
+            command = argv
         config = self._host_config(spec)
         if relay is not None:
             # The relay's network namespace: loopback (and the bridge only when the
@@ -374,11 +433,12 @@ class DockerExecutor:
                 created = api.create_container(
                     image=image_id,
                     # None keeps the image's own CMD / ENTRYPOINT.
-                    command=list(spec.command) or None,
-                    entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
+                    command=command,
+                    entrypoint=entrypoint,
                     name=spec.name,
                     labels=self._labels(spec),
                     environment=env,
+                    volumes=[ROOT_DIR],
                     host_config=host_config,
                     network_disabled=not spec.limits.network and relay is None,
                     detach=True,
@@ -409,11 +469,11 @@ class DockerExecutor:
     def _start_sync(self, spec: RunSpec) -> str:
         check_inputs(spec.inputs)
         api = self._api()
-        # Resolved (and named after its processing) before the start: here only its id.
-        image_id = str(self._image_attrs(spec.image, None)["Id"])
+        # Resolved (and named after its processing) before the start.
+        image = self._image_attrs(spec.image, None)
         relay = self._start_relay(spec) if spec.api is not None else None
         try:
-            cid = self._create(spec, image_id, relay)
+            cid = self._create(spec, image, relay)
         except BaseException:
             if relay is not None:
                 with contextlib.suppress(Exception):
@@ -421,7 +481,9 @@ class DockerExecutor:
             raise
         attach: Any = None
         try:
-            ok = api.put_archive(cid, "/", staging_stream(spec.context_json, spec.inputs))
+            ok = api.put_archive(
+                cid, ROOT_DIR, staging_stream(spec.context_json, spec.inputs, spec.secret_files)
+            )
             if not ok:
                 raise ExecutorError(f"staging inputs into {spec.name} failed on {self.host}")
             if self.attach_logs:

@@ -94,6 +94,15 @@ class ProcessExecutor:
         cmd = [sys.executable if c == "python" else c for c in spec.command]
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
         env.update(spec.env)
+        if spec.secret_files:
+            # In the run folder (0700, inside the private data dir), each 0400.
+            secrets = run_dir / "secrets"
+            secrets.mkdir(mode=0o700)
+            for name, value in spec.secret_files.items():
+                fd = os.open(secrets / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+                with os.fdopen(fd, "w") as out:
+                    out.write(value)
+                env[f"{name}_FILE"] = str(secrets / name)
         env.update(
             PICSELLIA_CONTEXT=str(run_dir / "context.json"),
             PICSELLIA_CWD=str(spec.processing_dir),

@@ -72,7 +72,7 @@ def test_context_problems_are_contract_errors(
         pc.load_context(tmp_path)
 
 
-def test_parameters_are_typed_checked_and_defaulted(monkeypatch) -> None:
+def test_parameters_are_typed_checked_and_defaulted(tmp_path: Path, monkeypatch) -> None:
     params = pc.Params(SPECS, {"runs": "7", "flag": "off", "ratio": 0.25, "level": "a"})
     assert params.get_int("runs") == 7
     assert params.get_bool("flag") is False
@@ -86,6 +86,10 @@ def test_parameters_are_typed_checked_and_defaulted(monkeypatch) -> None:
     assert params.get_secret("token") == "s3cret"
     monkeypatch.setenv("TOKEN", "")
     assert params.get_secret("token") is None
+    secret_file = tmp_path / "TOKEN"  # as /run/secrets/TOKEN
+    secret_file.write_text("from-a-file")
+    monkeypatch.setenv("TOKEN_FILE", str(secret_file))
+    assert params.get_secret("token") == "from-a-file"
 
 
 @pytest.mark.parametrize(
