@@ -24,6 +24,7 @@ def ingest_outputs(
     outputs: Path,
     mode: str,
     log_note: str | None = None,
+    times: dict[str, Any] | None = None,
 ) -> tuple[int, str, str] | None:
     """Outputs into the blob store, the version row and `succeeded`: one
     transaction, so a crash at any point ingests them once, or not at all."""
@@ -79,6 +80,7 @@ def ingest_outputs(
             exit_code=0,
             output_version_id=version.id,
             error_summary=log_note,
+            **(times or {}),
         )
         return version.id, model.name, version.name
 

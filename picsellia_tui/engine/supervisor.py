@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,9 @@ class RunSupervisor:
         except Exception as exc:
             log.warning("could not stop the container of cancelled run %s: %s", run_id, exc)
 
-    async def _fail(self, run_id: int, reason: str, exit_code: int | None = None) -> None:
+    async def _fail(
+        self, run_id: int, reason: str, exit_code: int | None = None, **times: Any
+    ) -> None:
         run = await self.rt.db(self.rt.read(lambda s: s.get(Run, run_id)))
         if run is None or RunStatus(run.status).is_final:
             return
@@ -109,7 +112,7 @@ class RunSupervisor:
         if tail:
             summary = f"{reason}\n{tail}"
         await self._transition(
-            run_id, status, reason=reason, error_summary=summary, exit_code=exit_code
+            run_id, status, reason=reason, error_summary=summary, exit_code=exit_code, **times
         )
 
     def _load(self, run_id: int) -> tuple[Run, Job, ModelVersion, list[VersionFile]]:
@@ -273,11 +276,20 @@ class RunSupervisor:
             log_note += f"; the whole log is kept in {where}"
         await self._finish(run_id, job, ex, ref, exit_code, log_note)
 
-    async def _oom_killed(self, ex: Executor, ref: str) -> bool:
+    async def _exec_state(self, ex: Executor, ref: str) -> tuple[bool, dict[str, Any]]:
+        """(killed for lack of memory, the run's own start and end times). A run
+        adopted by a later engine ended when its container did, not when the
+        engine noticed."""
         try:
-            return (await ex.inspect(ref)).error == "OOMKilled"
+            state = await ex.inspect(ref)
         except ExecutorError:
-            return False
+            return False, {}
+        times = {
+            k: datetime.fromtimestamp(ns / 1e9, UTC)
+            for k, ns in (("started_at", state.started_ns), ("ended_at", state.finished_ns))
+            if ns
+        }
+        return state.error == "OOMKilled", times
 
     async def _finish(
         self,
@@ -294,6 +306,7 @@ class RunSupervisor:
         # with the exit code (which decides): said on the run.
         api_note = await self.rt.api.disagreement(run_id, exit_code) if uses_api(job) else None
         summary = "; ".join(n for n in (log_note, api_note) if n) or None
+        oom, times = await self._exec_state(ex, ref)
         if run.cancel_requested:
             await self._transition(
                 run_id,
@@ -301,17 +314,18 @@ class RunSupervisor:
                 "cancelled",
                 exit_code=exit_code,
                 error_summary="cancelled by the user" + (f"; {log_note}" if log_note else ""),
+                **times,
             )
             await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
         if exit_code != 0:
             note = f" ({summary})" if summary else ""
             reason = f"exited with code {exit_code}"
-            if await self._oom_killed(ex, ref):
+            if oom:
                 cons = job.processing_snapshot.get("constraints") or {}
                 limit = cons.get("memory") or self.rt.settings.default_memory
                 reason = f"killed: out of memory (limit {limit})"
-            await self._fail(run_id, f"{reason}{note}", exit_code=exit_code)
+            await self._fail(run_id, f"{reason}{note}", exit_code=exit_code, **times)
             await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
         mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
@@ -326,6 +340,7 @@ class RunSupervisor:
                 exit_code=0,
                 error_summary=summary,
                 **({"output_version_id": made} if made is not None else {}),
+                **times,
             )
             await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
             return
@@ -336,7 +351,7 @@ class RunSupervisor:
             await ex.collect_outputs(ref, dest, self.rt.settings.output_quota_bytes)
             rt = self.rt
             version = await rt.db(
-                lambda: ingest_outputs(rt.ws, rt.engine_id, run_id, job, dest, mode, summary)
+                lambda: ingest_outputs(rt.ws, rt.engine_id, run_id, job, dest, mode, summary, times)
             )
         except (ExecutorError, EngineError) as exc:
             refused = exc
@@ -347,7 +362,7 @@ class RunSupervisor:
             # Gone before the final status is written: nothing half-kept after it.
             await self.rt.db(lambda: shutil.rmtree(dest, ignore_errors=True))
         if refused is not None:
-            await self._fail(run_id, f"outputs refused: {refused}", exit_code=0)
+            await self._fail(run_id, f"outputs refused: {refused}", exit_code=0, **times)
             await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
             return
         if version is not None:

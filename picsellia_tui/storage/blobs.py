@@ -168,6 +168,15 @@ class BlobStore:
             fd, staged.fd = staged.fd, -1
             os.close(fd)
 
+    def put_stream(self, src: BinaryIO) -> tuple[str, int]:
+        """Store a stream's bytes; return (sha256, size). Same bytes, one copy."""
+        staged = self._stage_stream(src)
+        try:
+            return self.commit(staged)
+        except BaseException:
+            self.discard(staged)
+            raise
+
     def put_files(self, paths: list[Path], quota: int | None = None) -> list[tuple[str, int]]:
         """Store several files whole or not at all: all are staged (and checked)
         before any enters the store; on any failure every temp file goes."""

@@ -291,6 +291,30 @@ async def test_an_out_of_memory_kill_says_so(
     assert ok, (run.status, run.exit_code, run.error_summary)
 
 
+@pytest.mark.docker
+async def test_an_adopted_run_keeps_its_own_start_and_end(
+    tmp_path: Path, tally: Tally, probe_image: str, workspace_containers: list[str]
+) -> None:
+    """Issue 16 item 13: a run adopted by a later engine recorded the adoption time
+    as its end (a 25 s run recorded as 48.7 s)."""
+    s = make_settings(tmp_path, executor="docker")
+    async with Engine(s, supervise=True) as e:
+        workspace_containers.append(e.ws.workspace_id)
+        await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+        job = await e.launch("rel-probe", "m/v1", {"sleep": 2})
+        with anyio.fail_after(60):
+            await e.wait_run(job.runs[0].id, lambda r: r.status == "running")
+    await anyio.sleep(10)  # the container exits meanwhile; no engine watches it
+    async with Engine(s, supervise=True) as e:
+        with anyio.fail_after(60):
+            run = await e.wait_run(job.runs[0].id)
+    assert run.status == "succeeded", run.error_summary
+    assert run.duration_s is not None
+    ok = run.duration_s < 8  # the container ran ~2 s; adoption came ~10 s later
+    tally.bad(AREA, ok, f"adopted run recorded {run.duration_s:.1f} s long")
+    assert ok, run.duration_s
+
+
 # ----------------------------------------------------------------- files on disk
 
 
