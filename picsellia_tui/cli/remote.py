@@ -30,7 +30,12 @@ def engine_events(op: str, **args: Any) -> Iterator[dict[str, Any]] | None:
     background when none serves it; None when no engine can be reached (the
     caller then runs one of its own, as before; the reason is printed)."""
     from picsellia_tui.engine.autostart import StartFailed, ensure_engine
-    from picsellia_tui.engine.control_client import Unavailable, Untrusted, request
+    from picsellia_tui.engine.control_client import (
+        Unavailable,
+        Untrusted,
+        client_settings_key,
+        request,
+    )
     from picsellia_tui.engine.lightconfig import light_settings
 
     where = light_settings(STATE["config"], STATE["overrides"])
@@ -42,14 +47,15 @@ def engine_events(op: str, **args: Any) -> Iterator[dict[str, Any]] | None:
         except StartFailed as exc:
             print(f"warning: no background engine ({exc}); running one here", file=sys.stderr)
             return None
-        events = request(where.database, where.executor, op, **args)
+        key = client_settings_key(STATE["config"], STATE["overrides"])
+        events = request(where.database, where.executor, op, settings_key=key, **args)
         try:
             first = next(events)
         except Untrusted as exc:  # nothing was sent; an engine of our own does the work
             print(f"warning: {exc}", file=sys.stderr)
             return None
         except Unavailable as exc:
-            if "this engine serves" in str(exc):
+            if "this engine serves" in str(exc) or "other settings" in str(exc):
                 return None  # an engine of other settings serves this database
             # The engine left as we came (its idle exit): once more, with a new one.
             if attempt == 1:

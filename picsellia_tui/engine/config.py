@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # environment and root_args()): only then may the app use a shared engine.
     _config_file: Path | None = PrivateAttr(default=None)
     _reproducible: bool = PrivateAttr(default=False)
+    # What these settings were made of (control_client.settings_key), when they
+    # came from load_settings: a running engine serves only commands made alike.
+    _source_key: str | None = PrivateAttr(default=None)
 
     @field_validator("data_dir", "database", "processings_dir", "export_dir")
     @classmethod
@@ -193,6 +196,9 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**overrides)
         settings._config_file = path
         settings._reproducible = set(overrides) <= {"data_dir", "executor"}
+        from picsellia_tui.engine.control_client import settings_key
+
+        settings._source_key = settings_key(path, overrides)
         return settings
     except ValidationError as exc:
         err = exc.errors()[0]

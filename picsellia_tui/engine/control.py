@@ -172,6 +172,12 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
         if req.get("database") != mine or req.get("executor") != engine.settings.executor:
             await send({"event": "mismatch", "message": f"this engine serves {mine}"})
             return
+        key = engine.settings._source_key
+        if key is not None and req.get("settings_key") != key:
+            # Another config, another PICSELLIA_TUI_* value: the command's own
+            # engine applies its settings (an output quota, a memory limit...).
+            await send({"event": "mismatch", "message": "this engine runs with other settings"})
+            return
         try:
             op = OPS.get(str(req.get("op")))
             if op is None:

@@ -43,6 +43,46 @@ def socket_path(database: Path) -> Path:
     return runtime_dir() / f"engine-{key}.sock"
 
 
+def settings_key(config: Path | None, overrides: dict[str, Any]) -> str:
+    """A digest of everything settings are made of: the config file (its path and
+    bytes), every PICSELLIA_TUI_* variable and the command-line overrides. A
+    running engine serves a command only when its own key is the same: any
+    setting may change a run's outcome (an output quota, a memory limit...).
+    `config` is the file the lookup found (None: no file)."""
+    env = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if k.startswith("PICSELLIA_TUI_")
+        # what a command reads for itself, not settings
+        and not k.startswith("PICSELLIA_TUI_SECRET_")
+        and k != "PICSELLIA_TUI_CONFIG"
+    )
+    h = hashlib.sha256()
+    h.update(json.dumps([env, sorted((k, str(v)) for k, v in overrides.items())]).encode())
+    if config is not None:
+        h.update(str(config.expanduser().absolute()).encode() + b"\0")
+        try:
+            h.update(config.read_bytes())
+        except OSError:
+            h.update(b"unreadable")
+    return h.hexdigest()[:32]
+
+
+def client_settings_key(config: Path | None, overrides: dict[str, Any]) -> str:
+    """settings_key() as the command's own settings would resolve the config file."""
+    path = config
+    if path is None and os.environ.get("PICSELLIA_TUI_CONFIG"):
+        path = Path(os.environ["PICSELLIA_TUI_CONFIG"]).expanduser()
+    if path is None:
+        import platformdirs
+
+        from picsellia_tui.engine.lightconfig import APP
+
+        default = Path(platformdirs.user_config_dir(APP)) / "config.toml"
+        path = default if default.is_file() else None
+    return settings_key(path, overrides)
+
+
 class Unavailable(Exception):
     """No engine serves this database (or it does not share our settings)."""
 

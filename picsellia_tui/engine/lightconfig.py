@@ -60,7 +60,7 @@ def light_settings(config: Path | None, overrides: dict[str, Any]) -> LightSetti
                 return None
             if not isinstance(v, str | os.PathLike):
                 raise TypeError(key)
-            return Path(v)
+            return Path(v).expanduser()  # as engine.config: "~/ws" is under $HOME
 
         executor = str(value("executor") or "docker")
         if executor not in ("docker", "process"):

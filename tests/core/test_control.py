@@ -119,6 +119,22 @@ def heavy_imports(stderr: str) -> set[str]:
     }
 
 
+def test_a_command_with_other_settings_is_not_served(ws: Workspace) -> None:
+    """Issue 16 item 14: `PICSELLIA_TUI_OUTPUT_QUOTA=1k launch ... --wait` succeeded
+    through `engine serve` (which has no such quota) and was refused without it."""
+    ws.serve()
+    env = dict(ws.env, PICSELLIA_TUI_OUTPUT_QUOTA="1")  # one byte: any output is over
+    r = subprocess.run(
+        [str(EXE), "launch", "test-copy", "m/v1", "-p", "lines=1", "-p", "token=hunter22",
+         "--wait"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "quota" in r.stdout + r.stderr
+    same = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=1", "-p", "token=hunter22", "--wait")
+    assert same.returncode == 0, same.stderr  # the same settings: served as before
+
+
 def test_launch_wait_goes_through_the_running_engine(ws: Workspace) -> None:
     server, banner = ws.serve()
     assert "commands hand it their launches through" in banner, banner
