@@ -51,9 +51,7 @@ _.AUTO_ANNOTATION
 _.DATA_AUTO_TAGGING
 _.DATASET_VERSION
 _.DATALAKE
-_.started_ns  # ExecState: part of the executor protocol's answer, asserted by tests
 _.secrets_in_env  # Constraints: read from the job's snapshot as a dict key (runspec)
-_.finished_ns
 
 # -- small API used by the tests (and benches) only
 _.is_remote  # HostConfig (tests/docker/test_hosts.py)
