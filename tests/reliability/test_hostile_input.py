@@ -497,14 +497,19 @@ async def test_a_private_processing_cannot_take_a_public_image_or_another_name(
             )  # fmt: skip
         first = await e.create_processing(folder("one", "mine", "me/mine:1"))
         assert first.source_dir and first.source_dir.endswith("one")
-        again = await e.create_processing(tmp_path / "one")  # the same folder: an update
-        assert again.id == first.id
         exc = await expect_refusal_async(
             tally, AREA, lambda: e.create_processing(folder("two", "mine", "me/other:1")),
             InvalidInput, "processings create from another folder with an existing name",
         )  # fmt: skip
-        assert "already named 'mine'" in str(exc)
+        assert "already exists" in str(exc)
         assert (await e.processing("mine")).source_dir == first.source_dir
+        # Nor can an update of its folder switch it to a public image.
+        toml = tmp_path / "one" / "processing.toml"
+        toml.write_text(toml.read_text().replace("me/mine:1", public.image))
+        await expect_refusal_async(
+            tally, AREA, lambda: e.update_processing("mine"), InvalidInput,
+            "processings update to a public image",
+        )  # fmt: skip
 
 
 @pytest.mark.anyio
