@@ -226,6 +226,14 @@ def processings_show(name: str, as_json: bool) -> None:
         f"{', '.join(c.required_files) or '-'}   cpu: {c.cpu or '-'}   memory: {c.memory or '-'}"
         f"   gpu: {c.gpu}   network: {c.network}"
     )
+    caps = getattr(c, "capabilities", None)
+    asked = [
+        *(["writable root file system"] if getattr(c, "writable_rootfs", False) else []),
+        *([f"capabilities {', '.join(caps)}"] if caps else []),
+        *(["secrets in the environment"] if getattr(c, "secrets_in_env", False) else []),
+    ]
+    if asked:  # beyond the default confinement (docs/run-contract.md)
+        print(f"  asks for: {'; '.join(asked)}")
     if p.source_dir:
         print(f"  folder: {p.source_dir}")
     if p.parameters:

@@ -77,7 +77,8 @@ def param_spec(p: dict[str, Any]) -> Row:
     return {
         "name": p.get("name"),
         "type": p.get("type"),
-        "default": p.get("default"),
+        # A secret's default (older definitions allowed one) is never shown.
+        "default": None if p.get("secret") else p.get("default"),
         "required": bool(p.get("required", False)),
         "min": _num(p.get("min")),
         "max": _num(p.get("max")),
@@ -95,6 +96,9 @@ def constraints(c: dict[str, Any]) -> Row:
         "memory": c.get("memory"),
         "gpu": bool(c.get("gpu", False)),
         "network": bool(c.get("network", False)),
+        "writable_rootfs": bool(c.get("writable_rootfs", False)),
+        "capabilities": list(c.get("capabilities", [])),
+        "secrets_in_env": bool(c.get("secrets_in_env", False)),
     }
 
 

@@ -130,4 +130,17 @@ def constraints_summary(c: Any) -> str:
         parts.append("gpu")
     if c.network:
         parts.append("net")
+    parts += confinement_asked(c)
     return " ".join(parts)
+
+
+def confinement_asked(c: Any) -> list[str]:
+    """What a processing asked beyond the default confinement (none: [])."""
+    out = []
+    if getattr(c, "writable_rootfs", False):
+        out.append("writable-root")
+    if getattr(c, "capabilities", None):
+        out.append("caps:" + ",".join(c.capabilities))
+    if getattr(c, "secrets_in_env", False):
+        out.append("secrets-in-env")
+    return out

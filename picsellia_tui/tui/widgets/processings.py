@@ -24,7 +24,13 @@ from textual.worker import get_current_worker
 from picsellia_tui.engine.errors import EngineError, read_only
 from picsellia_tui.tui.messages import LaunchRequest, LaunchRequested
 from picsellia_tui.tui.widgets.base import EngineAccess, Table
-from picsellia_tui.tui.widgets.format import TARGET_TITLES, constraints_summary, num, truncate
+from picsellia_tui.tui.widgets.format import (
+    TARGET_TITLES,
+    confinement_asked,
+    constraints_summary,
+    num,
+    truncate,
+)
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.events import Event
@@ -383,7 +389,8 @@ def render_processing(
                 f"frameworks {', '.join(c.frameworks) or 'any'} · files "
                 f"{', '.join(c.required_files) or '-'} · cpu {c.cpu or '-'}"
                 f" · memory {c.memory or '-'}"
-                f" · gpu {'yes' if c.gpu else 'no'} · network {'yes' if c.network else 'no'}",
+                f" · gpu {'yes' if c.gpu else 'no'} · network {'yes' if c.network else 'no'}"
+                + "".join(f" · {x}" for x in confinement_asked(c)),
                 "",
             ),
         )
