@@ -115,7 +115,11 @@ async def test_remove_keeps_jobs_and_is_refused_while_a_run_is_active(tmp_path: 
     s = make_settings(tmp_path)
     shutil.copytree(s.processings_dir / "test-copy", tmp_path / "mine")
     toml = tmp_path / "mine" / "processing.toml"
-    toml.write_text(toml.read_text().replace('name = "test-copy"', 'name = "mine"'))
+    toml.write_text(
+        toml.read_text()
+        .replace('name = "test-copy"', 'name = "mine"')
+        .replace('"picsellia-tui/test-copy:', '"example/mine:')  # its own image name
+    )
     async with Engine(s, supervise=True) as e:
         await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
         await e.create_processing(tmp_path / "mine")
@@ -150,7 +154,11 @@ async def test_remove_is_decided_in_the_write_transaction(tmp_path: Path) -> Non
     s = make_settings(tmp_path)
     shutil.copytree(s.processings_dir / "test-copy", tmp_path / "mine")
     toml = tmp_path / "mine" / "processing.toml"
-    toml.write_text(toml.read_text().replace('name = "test-copy"', 'name = "mine"'))
+    toml.write_text(
+        toml.read_text()
+        .replace('name = "test-copy"', 'name = "mine"')
+        .replace('"picsellia-tui/test-copy:', '"example/mine:')  # its own image name
+    )
     async with Engine(s) as e:  # no scheduler: the run stays pending
         await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
         await e.create_processing(tmp_path / "mine")

@@ -126,6 +126,7 @@ async def test_new_from_a_folder_reports_what_the_command_line_reports(
     toml.write_text(
         toml.read_text()
         .replace('name = "test-copy"', 'name = "mine"')
+        .replace('"picsellia-tui/test-copy:', '"example/mine:')
         .replace('type = "float"', 'type = "decimal"')
     )
     app = PicselliaApp(ws, frozen_time=True)
@@ -256,7 +257,11 @@ async def test_remove_refused_while_a_run_is_active_then_done(
     mine = tmp_path / "mine"
     shutil.copytree(ROOT / "tests" / "fixtures" / "proc_copy", mine)
     toml = mine / "processing.toml"
-    toml.write_text(toml.read_text().replace('name = "test-copy"', 'name = "mine"'))
+    toml.write_text(
+        toml.read_text()
+        .replace('name = "test-copy"', 'name = "mine"')
+        .replace('"picsellia-tui/test-copy:', '"example/mine:')  # its own image name
+    )
     ws.call(lambda e: e.create_processing(mine))
     job = ws.call(lambda e: e.launch("mine", "m/v1", {"sleep": 60}))
     wait_for(lambda: ws.call(lambda e: e.job(job.id)).status == "running", timeout=30)
