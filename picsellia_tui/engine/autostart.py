@@ -25,7 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-from picsellia_tui.engine.control_client import runtime_dir, socket_path
+from picsellia_tui.engine.control_client import (
+    Unavailable,
+    Untrusted,
+    check_private_dir,
+    peer_uid,
+    runtime_dir,
+    socket_path,
+)
 
 LOG_NAME = "engine.log"
 START_TIMEOUT_S = 60.0  # a first start migrates the database and syncs the catalog
@@ -36,13 +43,25 @@ class StartFailed(Exception):
 
 
 def serving(database: Path) -> bool:
-    """Something accepts connections on the workspace's socket."""
+    """An engine of this user accepts connections on the workspace's socket.
+    StartFailed when the socket's folder or its listener is another user's: no
+    engine of ours can serve there (and nothing may be sent to that one)."""
+    path = socket_path(database)
+    try:
+        check_private_dir(path.parent)
+    except Untrusted as exc:
+        raise StartFailed(str(exc)) from None
+    except Unavailable:
+        return False  # no folder yet
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(2.0)
         try:
-            s.connect(str(socket_path(database)))
+            s.connect(str(path))
+            uid = peer_uid(s)
         except OSError:
             return False
+    if uid != os.geteuid():
+        raise StartFailed(f"the engine socket {path} is served by uid {uid}, not by you")
     return True
 
 

@@ -70,7 +70,7 @@ def test_read_commands_answer_the_same_from_every_path(ws: Workspace) -> None:
     """Served by the engine, from the light read path, from an engine of the
     command's own: the same text and the same JSON; only the engine-less paths
     import nothing heavy."""
-    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=2", "-p", "token=s3cret", "--wait")
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=2", "-p", "token=s3cret-token", "--wait")
     assert r.returncode == 0, r.stderr
     r = ws.cli("launch", "test-copy", "m/v1", "-p", "fail=true", "--wait")
     assert r.returncode == 1
