@@ -173,7 +173,10 @@ async def _handle(engine: Engine, conn: SocketStream) -> None:
             await send({"event": "mismatch", "message": f"this engine serves {mine}"})
             return
         key = engine.settings._source_key
-        if key is not None and req.get("settings_key") != key:
+        # A command's launch or re-run: its outcome depends on settings. (Reads,
+        # subscriptions and the app's calls are for the daemon's own checks.)
+        outcome = req.get("op") in ("launch", "rerun")
+        if outcome and key is not None and req.get("settings_key") != key:
             # Another config, another PICSELLIA_TUI_* value: the command's own
             # engine applies its settings (an output quota, a memory limit...).
             await send({"event": "mismatch", "message": "this engine runs with other settings"})
