@@ -25,6 +25,7 @@ from picsellia_tui.engine.executors.base import HostUnreachable
 from picsellia_tui.engine.hosts import HostConfig, connect
 from picsellia_tui.engine.logtext import MASK, strip_ansi
 from picsellia_tui.storage.logfile.reader import LogReader
+from picsellia_tui.storage.logfile.search import export
 from tests.reliability.helpers import (
     SECRET,
     Tally,
@@ -78,12 +79,12 @@ async def test_secrets_never_stored_or_shown_in_clear(
         assert r3.status == "failed" and MASK in (r3.error_summary or "")
         views = [await e.job(ok.id), await e.job(bad.id)]
         assert all(SECRET not in v.model_dump_json() for v in views)
-        export = tmp_path / "exports" / "run.log"
+        exported = tmp_path / "exports" / "run.log"
         with LogReader(Path(runs[0].log_path)) as reader:
-            export(reader, export, timestamps=True, clean=strip_ansi)
+            export(reader, exported, timestamps=True, clean=strip_ansi)
     places: dict[str, list[tuple[Path, bytes]]] = {
         "data dir (database, WAL, logs, blobs, runs)": _all_bytes_under(s.data_dir),
-        "exported log": [(export, export.read_bytes())],
+        "exported log": [(exported, exported.read_bytes())],
     }
     cfg = config_file(s, tmp_path / "config.toml")
     for args in (["jobs", "show", str(ok.id), "--json"], ["jobs", "show", str(bad.id)],
