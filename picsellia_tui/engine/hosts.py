@@ -536,10 +536,12 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
                     timeout=int(timeout), max_pool_size=MAX_POOL_SIZE, version=_PLACEHOLDER_API
                 )
         else:
-            _reach_tcp(host, reach)
+            tls = _tls_config(host)  # a missing TLS file is said before any connection
+            if host.scheme == "tcp":
+                _reach_tcp(host, reach)
             client = docker.DockerClient(
                 base_url=host.url,
-                tls=_tls_config(host) or False,
+                tls=tls or False,
                 timeout=int(timeout),
                 max_pool_size=MAX_POOL_SIZE,
                 version=_PLACEHOLDER_API,
@@ -577,7 +579,8 @@ def _reach_tcp(host: HostConfig, connect_timeout: float) -> None:
             f"{host.url}: no answer within {connect_timeout:g} s (connect_timeout)"
         ) from None
     except OSError as exc:
-        raise HostUnreachable(f"{host.url}: {exc.strerror or exc}") from None
+        # The same one-line reasons as a failure inside docker-py ("connection refused").
+        raise HostUnreachable(f"{host.url}: {_reason(exc)}") from None
 
 
 def probe(host: HostConfig, timeout: float = 10.0) -> HostReport:
