@@ -41,12 +41,15 @@ def fetch_inputs() -> None:
         tarfile.open(fileobj=res, mode="r|") as tar,
     ):
         for member in tar:
+            # The Docker executor's tar for put_archive into /picsellia:
+            # {context.json, inputs/..., outputs/}, relative to that folder.
             name = member.name
-            if not (name == "picsellia" or name.startswith("picsellia/")) or ".." in name:
+            parts = name.split("/")
+            if parts[0] not in ("context.json", "inputs", "outputs") or ".." in parts:
                 raise RuntimeError("unexpected entry in the run's files: " + name)
             if not (member.isdir() or member.isfile()):
                 raise RuntimeError("unexpected entry in the run's files: " + name)
-            tar.extract(member, "/", set_attrs=False)
+            tar.extract(member, ROOT, set_attrs=False)
     os.chmod(ROOT + "/outputs", 0o777)
     os.chmod(ROOT + "/inputs", 0o755)
 

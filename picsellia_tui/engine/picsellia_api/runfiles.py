@@ -6,7 +6,7 @@ engine's machine (`ApiAccess.files_dir`, 0700), `context.json` and `inputs.json`
 (the input paths and where their bytes are in the blob store). The run's staging
 step, holding the run's token, then:
 
-- `GET /ptui/run/files.tar`: a tar of `picsellia/{context.json, inputs/..., outputs/}`
+- `GET /ptui/run/files.tar`: a tar of `{context.json, inputs/..., outputs/}` for `/picsellia`
   (the same tar the Docker executor puts into a container), streamed from the blobs;
 - `PUT /ptui/run/outputs.tar`: a tar of `outputs/...`, kept as `outputs.tar` in the
   folder until the executor collects it (through `archives.safe_extract`, like
