@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from picsellia_tui.engine.config import Settings
+from picsellia_tui.storage.logfile.reader import LogReader
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -34,3 +35,13 @@ def model_file(tmp: Path, content: bytes = b"fake onnx bytes") -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(content)
     return p
+
+
+def stored_by_stream(log_path: str | Path) -> dict[str, list[str]]:
+    """A stored log's texts, per stream. Only the order within a stream is
+    promised (docs/run-contract.md): compare logs stream by stream."""
+    out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    with LogReader(Path(log_path)) as reader:
+        for r in reader.records(0):
+            out.setdefault(r.stream, []).append(r.text)
+    return out

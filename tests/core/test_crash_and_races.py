@@ -16,7 +16,7 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.storage.logfile.reader import LogReader
-from tests.core.helpers import make_settings, model_file
+from tests.core.helpers import make_settings, model_file, stored_by_stream
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,5 +177,4 @@ async def test_cli_launch_returns_and_a_running_engine_adopts_the_run(tmp_path: 
         with anyio.fail_after(30):  # far below the 120 s lease timeout
             run = await e.wait_run(job["runs"][0]["id"])
         assert run.status == "succeeded"
-        texts = [r.text for r in LogReader(Path(run.log_path)).records(0, 100)]
-        assert texts[-1] == "done"
+        assert stored_by_stream(run.log_path)["stderr"][-1] == "done"

@@ -13,7 +13,7 @@ import pytest
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.errors import Incompatible, InvalidInput, NotFound, RerunRefused
 from picsellia_tui.storage.logfile.reader import LogReader
-from tests.core.helpers import make_settings, model_file
+from tests.core.helpers import make_settings, model_file, stored_by_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -53,9 +53,12 @@ async def test_success_yields_version_with_lineage(tmp_path: Path) -> None:
         assert f.sha256 == hashlib.sha256(data).hexdigest()
         blob = s.data_dir / "blobs" / f.sha256[:2] / f.sha256[2:]
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == f.sha256
-        texts = [r.text for r in LogReader(Path(run.log_path)).records(0, 100)]
-        assert texts[:2] == [f"starting job {job.id} run {run.id} attempt 1", "line 0"]
-        assert "to stderr" in texts and texts[-1] == "done"
+        # Per stream: the order between stdout and stderr is not promised.
+        assert stored_by_stream(run.log_path) == {
+            "stdout": [f"starting job {job.id} run {run.id} attempt 1"]
+            + [f"line {i}" for i in range(4)],
+            "stderr": ["to stderr", "done"],
+        }
 
 
 async def test_failure_keeps_stack_trace(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.logtext import MASK
-from picsellia_tui.storage.logfile.reader import LogReader
+from tests.core.helpers import stored_by_stream as stored_by_stream  # re-exported
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -429,15 +429,6 @@ def docker_log_lines(container: Any, stream: str | None = None) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [ln.removesuffix("\r") for ln in lines]
-
-
-def stored_by_stream(log_path: str | Path) -> dict[str, list[str]]:
-    """A stored log's texts, per stream."""
-    out: dict[str, list[str]] = {"stdout": [], "stderr": []}
-    with LogReader(Path(log_path)) as reader:
-        for r in reader.records(0):
-            out[r.stream].append(r.text)
-    return out
 
 
 def docker_by_stream(container: Any) -> dict[str, list[str]]:

@@ -462,3 +462,19 @@ async def test_switching_source_without_follow_opens_at_top(log200: Path, tmp_pa
         view.follow = True
         await settle(pilot)
         assert any("other 99" in r for r in screen_text(app))
+
+
+async def test_a_following_view_stays_at_the_bottom_when_it_gets_shorter(log200: Path) -> None:
+    """A box appearing above the log (a failed run's error summary) or a smaller
+    terminal: a following log still shows its last line. It used to keep its
+    scroll offset, so the last lines went out of view (the failed-job snapshot
+    depended on whether the summary came before or after the log)."""
+    app = LogApp(log200)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        lines = view_of(app).log_lines
+        assert lines.scroll_offset.y == lines.max_scroll_y
+        await pilot.resize_terminal(SIZE[0], SIZE[1] - 8)
+        await settle(pilot)
+        assert screen_text(app)[-1].strip() == "line 199"
+        assert lines.scroll_offset.y == lines.max_scroll_y

@@ -1,14 +1,17 @@
 """Snapshots of each tab, the launch modal with an error, a failed job with its
 stack trace and the help screen (100x30).
 
-Deterministic: a fresh workspace at a fixed path (paths show in a processing's
-folder and in stack traces), jobs finished before the app opens, the clock
-frozen (times and durations render as fixed text), no toast on screen.
+Deterministic: a fresh workspace in the run's own temp dir, its processings
+folder at a fixed path (it shows in a processing's details and in stack traces),
+jobs finished before the app opens, the clock frozen (times and durations render
+as fixed text), no toast on screen. test-copy writes all its stdout before its
+stderr, so a log's merged order does not depend on when the engine read it.
 Update with `pytest tests/tui/test_snapshots.py --snapshot-update`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +27,27 @@ from picsellia_tui.tui.dialogs.launch import LaunchDialog
 from picsellia_tui.tui.dialogs.new_processing import NewProcessingDialog
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.jobs import JobsPane
+from picsellia_tui.tui.widgets.log_view import LogView
 from picsellia_tui.tui.widgets.versions import VersionsPane
-from tests.tui.helpers import ready, until, wait_for, workspace
+from tests.tui.helpers import FIXTURES, ready, until, wait_for, workspace
 
 SIZE = (100, 30)
-ROOT = Path("/tmp/picsellia-tui-snapshots")
+SHARED = Path("/tmp/picsellia-tui-snapshots")
 
 
 @pytest.fixture
-def ws(request: pytest.FixtureRequest) -> Iterator[AppEngineHandle]:
-    root = ROOT / request.node.name
-    shutil.rmtree(root, ignore_errors=True)
-    with workspace(root) as handle:
-        yield handle
-    shutil.rmtree(root, ignore_errors=True)
+def ws(tmp_path: Path) -> Iterator[AppEngineHandle]:
+    """Database, blobs and logs in this run's tmp_path. Only the processings folder
+    is at a fixed path, since it is drawn; a lock held for the whole test makes two
+    runs at once take turns with it instead of replacing it under each other."""
+    SHARED.mkdir(exist_ok=True)
+    with (SHARED / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        procs = SHARED / "processings"
+        shutil.rmtree(procs, ignore_errors=True)
+        shutil.copytree(FIXTURES / "proc_copy", procs / "test-copy")
+        with workspace(tmp_path, processings_dir=procs) as handle:
+            yield handle
 
 
 def run_job(handle: AppEngineHandle, **params: Any) -> int:
@@ -54,6 +64,11 @@ def main(app: Any) -> MainScreen:
     screen = app.screen_stack[0]
     assert isinstance(screen, MainScreen)
     return screen
+
+
+def shown_log(pane: JobsPane) -> str:
+    """What the job's log pane draws (it loads after the job's detail)."""
+    return "\n".join(pane.query_one(LogView).log_lines.visible_text())
 
 
 async def settle(pilot: Pilot[Any]) -> None:
@@ -107,6 +122,7 @@ def test_jobs_tab(ws: AppEngineHandle, snap_compare: Any) -> None:
         await until(pilot, lambda: len(pane.table.jobs) == 2 and pane.detail.current is not None)
         await pilot.press("down")  # job 1, succeeded, with its log
         await until(pilot, lambda: pane.detail.current is not None and pane.detail.current.id == 1)
+        await until(pilot, lambda: "done" in shown_log(pane))
         await pilot.pause(0.5)
         await settle(pilot)
 
@@ -124,6 +140,8 @@ def test_failed_job_shows_its_stack_trace(ws: AppEngineHandle, snap_compare: Any
             pilot,
             lambda: pane.detail.current is not None and pane.detail.current.status == "failed",
         )
+        await until(pilot, lambda: not pane.query_one("#run-error").has_class("-hidden"))
+        await until(pilot, lambda: "RuntimeError: asked to fail" in shown_log(pane))
         await pilot.pause(0.5)
         await settle(pilot)
 

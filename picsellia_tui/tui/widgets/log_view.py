@@ -346,6 +346,11 @@ class LogLines(ScrollView, can_focus=True):
         if self.wrap:
             self.rebuild_wrap()
         self._update_virtual_size()
+        # Following shows the last line whatever the height: a view made shorter
+        # (a box shown above it, a smaller terminal) keeps the bottom, not the offset.
+        if isinstance(self.parent, LogView) and self.parent.follow:
+            self.scroll_to_bottom()
+            self.call_after_refresh(self.scroll_to_bottom)
 
     # ---------------------------------------------------------------- scrolling
     def scroll_to_bottom(self) -> None:
