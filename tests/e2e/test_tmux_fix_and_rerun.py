@@ -101,7 +101,7 @@ def test_fix_the_code_rebuild_and_rerun(
         has("job 1 ✗ failed", "RuntimeError: broken on purpose", 'File "/app/main.py"'),
         timeout=120,
     )
-    first = re.search(r"#1\s+✗ failed.*\s([0-9a-f]{12})\s*$", failed, re.M)
+    first = re.search(r"#1\s+✗ failed.*\s([0-9a-f]{12})\b", failed, re.M)
     assert first, failed  # the run's image digest, short
 
     # The fix, then b again from the Processings tab.
@@ -123,8 +123,9 @@ def test_fix_the_code_rebuild_and_rerun(
     # The run history: each run's image digest, short; the re-run ran the rebuilt
     # image, a different digest, marked (●) where it changed. (Waited for: the
     # run-end notices may cover the column for a few seconds.)
-    ran = r"#1\s+✗ failed.*\s([0-9a-f]{12})\s*$"
-    rerun = r"#2\s+✓ succeeded.*\s● ([0-9a-f]{12})\s*$"
+    # (the digest is followed by the 'where' column: the host, and a swarm run's node)
+    ran = r"#1\s+✗ failed.*\s([0-9a-f]{12})\b"
+    rerun = r"#2\s+✓ succeeded.*\s● ([0-9a-f]{12})\b"
     final = t.wait(
         "run #2 succeeded, on another image",
         lambda s: (
