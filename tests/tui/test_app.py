@@ -436,9 +436,12 @@ async def test_header_shows_workspace_and_live_counts(ws: AppEngineHandle) -> No
         await until(pilot, lambda: "0 running" in screen_text(app).splitlines()[0])
         head = screen_text(app).splitlines()[0]
         assert "tester" in head and "process" in head and "0 running" in head
-        job_id = launch_now(ws, sleep=2.0)
+        # Running until cancelled: a 2 s run could end, under load, before the
+        # header's stats query saw it running, and "1 running" never came.
+        job_id = launch_now(ws, sleep=600.0)
         await until(pilot, lambda: "1 running" in screen_text(app).splitlines()[0])
-        assert wait_final(ws, job_id) == "succeeded"
+        ws.call(lambda e: e.cancel(job_id))
+        assert wait_final(ws, job_id) == "killed"
         await until(pilot, lambda: "0 running" in screen_text(app).splitlines()[0])
 
 
