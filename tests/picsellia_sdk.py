@@ -5,6 +5,7 @@ what every such run must show: shared by tests/core and tests/docker."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -23,6 +24,25 @@ SDK_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "proc_sdk"
 SDK_IMAGE = "picsellia-tui/test-sdk:1.0.0"
 MODEL_BYTES = b"\x08\x07fake onnx model bytes" * 1000
 MARK = "\x1b[2m[api]\x1b[22m "
+
+
+def import_sdk_keeping_loggers() -> Any:
+    """Import Picsellia's SDK into the test process without its side effect on ours:
+    its `__init__` runs `logging.config.dictConfig`, which disables every logger that
+    already exists (the engine's included), so a later test in the same process saw
+    the engine log nothing. The engine itself never imports the SDK."""
+    import pytest
+
+    manager = logging.Logger.manager
+    before = {
+        name: lg.disabled
+        for name, lg in manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    sdk = pytest.importorskip("picsellia")
+    for name, disabled in before.items():
+        logging.getLogger(name).disabled = disabled
+    return sdk
 
 
 def add_sdk_processing(processings_dir: Path) -> None:

@@ -22,9 +22,14 @@ from picsellia_tui.engine.executors.base import LogLine
 from picsellia_tui.engine.picsellia_api.server import ApiService
 from picsellia_tui.storage.models import ModelVersion, Run, RunEvent, VersionFile
 from tests.core.helpers import make_settings
-from tests.picsellia_sdk import MODEL_BYTES, add_sdk_processing, run_sdk_suite
+from tests.picsellia_sdk import (
+    MODEL_BYTES,
+    add_sdk_processing,
+    import_sdk_keeping_loggers,
+    run_sdk_suite,
+)
 
-picsellia = pytest.importorskip("picsellia")
+picsellia = import_sdk_keeping_loggers()
 from picsellia import Client  # noqa: E402
 from picsellia.exceptions import ForbiddenError, PicselliaError, ResourceNotFoundError  # noqa: E402
 from picsellia.types.enums import JobRunStatus  # noqa: E402

@@ -193,7 +193,16 @@ def drive_launch_and_rerun(t: Tmux) -> None:
         timeout=40,
     )
     assert re.search(r"#1\s+✓ succeeded", final)
-    assert re.search(r"\b1\s+✓ succeeded\s+2\s+test-copy\s+digits-mlp/v1", final)
+    # The jobs list and the header's counts follow on their own refresh (a fraction of
+    # a second after the detail under load): they must agree, not in the same frame.
+    t.wait(
+        "the jobs list and the header agree",
+        lambda s: (
+            re.search(r"\b1\s+✓ succeeded\s+2\s+test-copy\s+digits-mlp/v1", s) is not None
+            and "● 0 running" in s
+        ),
+        timeout=15,
+    )
     t.keys("q")
     t.wait("the app quit", lambda s: "Pane is dead" in s or "picsellia-tui" not in s, timeout=20)
 

@@ -8,7 +8,6 @@ needed), with the system's own Python. These tests need root to make it."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
@@ -253,12 +252,6 @@ async def test_the_engine_refuses_a_client_of_another_uid(
     s = make_settings(tmp_path)
     run_dir = Path(tempfile.mkdtemp(prefix="rel-run-", dir=shared_tmp))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run_dir))
-    # In the full suite an earlier test imports Picsellia's SDK in this process
-    # (tests/core/test_picsellia_api.py), whose __init__ runs logging.config.dictConfig
-    # and so disables every logger that already exists, ours included. The engine never
-    # imports the SDK: re-enable ours for this check.
-    for name in ("picsellia_tui", "picsellia_tui.engine", "picsellia_tui.engine.control"):
-        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     async with Engine(s) as e, anyio.create_task_group() as tg:
         path = await tg.start(serve_control, e)
         assert path is not None
