@@ -172,7 +172,7 @@ def drive_launch_and_rerun(t: Tmux) -> None:
     t.keys("End")  # the last compatible processing: the private test-copy
     t.wait("test-copy's form", has("test-copy 1.0.0  on  digits-mlp/v1", "Seconds to sleep"))
     t.keys("Enter")  # into the form: `lines`
-    t.keys("Tab", "C-u", "6")  # `sleep` = 6 seconds
+    t.keys("Tab", "6")  # `sleep` = 6 seconds (a field selects its text when focused)
     t.wait("sleep set", lambda s: re.search(r"sleep\s+6\b", s) is not None)
     t.keys("Enter")  # launch
     t.wait(

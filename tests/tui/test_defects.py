@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.widgets import OptionList, TabbedContent
+from textual import events
+from textual.widgets import Input, OptionList, TabbedContent
 
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
@@ -101,3 +102,49 @@ async def test_processing_picker_shows_public_and_private(ws: AppEngineHandle) -
 
         assert option("test-copy").startswith("public")
         assert option("long-labels").startswith("private")
+
+
+async def _picker_on(pilot: Any, dialog: LaunchDialog, name: str) -> None:
+    """Move the picker (keys, waiting for each form) until `name`'s form is shown."""
+    picker = dialog.query_one("#launch-pick", OptionList)
+    await until(pilot, lambda: picker.option_count >= 2 and dialog.query(".field-input"))
+    for _ in range(picker.option_count):
+        if dialog.proc is not None and dialog.proc.name == name:
+            break
+        await pilot.press("down")
+        await until(pilot, lambda: dialog.proc is not None and dialog._form_for == dialog.proc.name)
+    assert dialog.proc is not None and dialog.proc.name == name
+    await until(pilot, lambda: dialog.query("#param-sleep"))
+
+
+def _burst(app: PicselliaApp, *keys: str) -> None:
+    """Keys queued at once, as a terminal delivers them to a busy app: none is routed
+    before the one before it has been handled by its widget."""
+    driver = app._driver
+    assert driver is not None
+    for key in keys:
+        event = events.Key(key, key if len(key) == 1 else None)
+        event.set_sender(app)
+        driver.send_message(event)
+
+
+async def test_keys_typed_right_after_enter_reach_the_form(ws: AppEngineHandle) -> None:
+    """In tmux under load, `enter` on the picker then `tab`, `ctrl+u`, `6` put the
+    digit nowhere: the focus moved into the form only after the picker had handled
+    `enter`, so the next keys went to the picker."""
+    long_named_processing(ws)
+    app = PicselliaApp(ws, frozen_time=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(pilot)
+        app.push_screen(LaunchDialog(LaunchRequest(version=ws.call(lambda e: e.version("m/v1")))))
+        dialog = app.screen
+        assert isinstance(dialog, LaunchDialog)
+        await until(pilot, lambda: dialog.query("#launch-pick"))
+        await _picker_on(pilot, dialog, "test-copy")
+        # (A field selects its text when focused: `7` replaces it. No `ctrl+u` in the
+        # burst: a widget's own bindings run after the key has bubbled up to the app,
+        # so Textual itself may apply a character typed just after it first.)
+        _burst(app, "enter", "tab", "7")
+        await until(pilot, lambda: dialog.query_one("#param-sleep", Input).value == "7")
+        assert dialog.focused is dialog.query_one("#param-sleep")
+        assert dialog.query_one("#param-lines", Input).value == "3"

@@ -1,7 +1,11 @@
 """The launch modal: pick the other side (only compatible choices can be picked),
 fill a form typed from the processing's parameter specs, name the new version.
 
-`enter` (in a field) or `ctrl+s` launches, `esc` cancels. Values are checked as
+`enter` (in a field) or `ctrl+s` launches, `esc` cancels. `enter` on the picker,
+`tab` and `shift+tab` move the focus in the key's own dispatch (priority bindings):
+a focus change made later by a widget's message would let the next keys, typed or
+queued meanwhile on a busy machine, reach the widget that had the focus before.
+Values are checked as
 they are typed with the rule the engine applies to a launch (`resolve_value`), the
 new version's name is suggested by the engine (`suggest_version_name`), and an
 `InvalidInput` from the engine lands under the field it names.
@@ -14,6 +18,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -207,6 +212,9 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
     BINDINGS = [
         Binding("ctrl+s", "launch", "Launch", priority=True),
         Binding("enter", "launch", "Launch"),
+        Binding("enter", "enter_form", show=False, priority=True),
+        Binding("tab", "focus_step(1)", show=False, priority=True),
+        Binding("shift+tab", "focus_step(-1)", show=False, priority=True),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -328,10 +336,31 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
 
     @on(OptionList.OptionSelected, "#launch-pick")
     def _selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
+        event.stop()  # a click on a choice: into its form
+        self._focus_first_field()
+
+    def action_enter_form(self) -> None:
+        """`enter` on the picker goes into the form now, before the next key is routed."""
+        if self.focused is not self.query_one("#launch-pick", OptionList):
+            raise SkipAction()
+        if not self._focus_first_field():
+            raise SkipAction()
+
+    def action_focus_step(self, step: int) -> None:
+        focused = self.focused
+        if isinstance(focused, OptionList) and focused.id != "launch-pick":
+            raise SkipAction()  # an open Select's list keeps its own keys
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
+    def _focus_first_field(self) -> bool:
         first = next(iter(self.query(".field-input")), None)
-        if first is not None:
-            first.focus()
+        if first is None:
+            return False
+        self.set_focus(first)
+        return True
 
     async def _choose(self, view: Any) -> None:
         if isinstance(view, VersionView):
