@@ -24,13 +24,14 @@ class EngineEvent(Message):
 @dataclass(frozen=True)
 class LaunchRequest:
     """What the launch modal opens on: the views known already (any side left None is
-    picked in the modal), values to start from, a title."""
+    picked in the modal), values to start from, a title, the host to offer first."""
 
     processing: ProcessingView | None = None
     version: VersionView | None = None
     params: dict[str, Any] = field(default_factory=dict)
     output_version_name: str | None = None
     title: str | None = None
+    host: str | None = None  # the host preselected (None: the default host)
 
 
 class LaunchRequested(Message):

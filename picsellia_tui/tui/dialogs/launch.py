@@ -37,6 +37,7 @@ from picsellia_tui.storage.params import MASK, ParameterError, resolve_value
 from picsellia_tui.tui.messages import LaunchRequest
 from picsellia_tui.tui.widgets.base import EngineAccess
 from picsellia_tui.tui.widgets.format import num
+from picsellia_tui.tui.widgets.host_picker import HostPicker
 
 LABEL_WIDTH = 14  # the labels' column, widened to the form's longest parameter name
 LABEL_MAX = 32
@@ -245,6 +246,7 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             yield OptionList(id="launch-pick", classes="-hidden")
             with VerticalScroll(id="launch-form"):
                 yield Static("", id="launch-form-empty")
+            yield HostPicker(self.request.host)
             yield Static("", id="launch-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Launch (ctrl+s)", id="launch-go", variant="primary", compact=True)
@@ -586,7 +588,8 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
         self._show_error(None)
         self.busy = True
         self.query_one("#launch-go", Button).disabled = True
-        self._launch(self.proc.name, self.version.ref, values, name)
+        host = self.query_one(HostPicker).host
+        self._launch(self.proc.name, self.version.ref, values, name, host)
 
     def _focus_field(self, name: str) -> None:
         target = "#version-name" if name == "version_name" else f"#param-{name}"
@@ -599,11 +602,16 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
 
     @work(exit_on_error=False, group="launch-go")
     async def _launch(
-        self, processing: str, ref: str, values: dict[str, Any], name: str | None
+        self,
+        processing: str,
+        ref: str,
+        values: dict[str, Any],
+        name: str | None,
+        host: str | None,
     ) -> None:
         try:
             job = await self.engine_await(
-                lambda e: e.launch(processing, ref, values, output_version_name=name)
+                lambda e: e.launch(processing, ref, values, output_version_name=name, host=host)
             )
         except InvalidInput as exc:
             self._refused(exc.field, str(exc))

@@ -227,7 +227,8 @@ class JobsPane(EngineAccess, Vertical):
             return
         params = {k: v for k, v in job.parameters.items() if v != MASK}
         title = f"Edit and re-run job {job.id} (a new job)"
-        self.post_message(LaunchRequested(LaunchRequest(proc, version, params, title=title)))
+        request = LaunchRequest(proc, version, params, title=title, host=job.host)
+        self.post_message(LaunchRequested(request))
 
     def action_cancel(self) -> None:
         job = self.selected_job()
