@@ -138,7 +138,7 @@ class PicselliaApp(App[None]):
         return self.handle is not None
 
     def get_default_screen(self) -> Screen[Any]:
-        return MainScreen()
+        return MainScreen(lazy_views=self.lazy_views, engine_ready=self.engine_ready)
 
     def on_mount(self) -> None:
         if self.handle is not None:
@@ -149,14 +149,6 @@ class PicselliaApp(App[None]):
             self.call_after_refresh(self._start_engine)
 
     # -- the engine ------------------------------------------------------------------------
-
-    def engine_call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
-        """Call the engine from a thread worker; waits while the engine starts."""
-        self._engine_settled.wait()
-        handle = self.handle
-        if handle is None or self._engine_closing:
-            raise EngineUnavailable(self.engine_error or "the engine is not running")
-        return handle.call(fn)
 
     async def engine_await(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
         """Call the engine from the UI loop (an async worker): the call runs in the

@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import anyio
 import pytest
 
 from picsellia_tui.engine.config import load_settings
@@ -36,11 +35,8 @@ async def test_processings_managed_through_the_shared_engine(
             await until(p2, lambda: second.engine_ready)
             assert isinstance(first.handle, RemoteHandle)
 
-            def call(fn: object) -> object:
-                return first.engine_call(fn)  # type: ignore[arg-type]
-
             async def run(fn: object) -> object:
-                return await anyio.to_thread.run_sync(lambda: call(fn))
+                return await first.engine_await(fn)  # type: ignore[arg-type]
 
             work = tmp_path / "work"
             work.mkdir()

@@ -113,17 +113,17 @@ async def test_two_apps_share_one_engine_and_see_each_others_launches(shared: Sh
             await p1.press("3")
             await p2.press("3")
 
-            def launch(app: PicselliaApp, **params: Any) -> Any:
-                return app.engine_call(lambda e: e.launch("test-copy", "m/v1", params))
+            async def launch(app: PicselliaApp, **params: Any) -> Any:
+                return await app.engine_await(lambda e: e.launch("test-copy", "m/v1", params))
 
-            job = await anyio.to_thread.run_sync(lambda: launch(first, lines=2, sleep=1))
+            job = await launch(first, lines=2, sleep=1)
             # The other app shows it, and its end, without anyone refreshing it.
             await until(p2, lambda: str(job.id) in job_rows(second))
             await until(
                 p2,
                 lambda: any(f"Job {job.id} succeeded" in n.title for n in second._notifications),
             )
-            other = await anyio.to_thread.run_sync(lambda: launch(second, fail=True))
+            other = await launch(second, fail=True)
             await until(p1, lambda: str(other.id) in job_rows(first))
             await until(
                 p1,
@@ -141,10 +141,8 @@ async def test_quitting_the_app_mid_run_leaves_the_run_supervised(shared: Shared
     try:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.engine_ready)
-            job = await anyio.to_thread.run_sync(
-                lambda: app.engine_call(
-                    lambda e: e.launch("test-copy", "m/v1", {"lines": 3, "sleep": 3})
-                )
+            job = await app.engine_await(
+                lambda e: e.launch("test-copy", "m/v1", {"lines": 3, "sleep": 3})
             )
             await until(pilot, lambda: str(job.id) in job_rows(app))
             await pilot.press("q")
@@ -173,9 +171,7 @@ async def test_the_app_survives_its_engine_being_killed(shared: Shared) -> None:
             os.kill(pid, signal.SIGKILL)
             # The app starts another and goes on (its calls, its events).
             await until(pilot, lambda: shared.engines() and shared.engines() != [pid], 60)
-            job = await anyio.to_thread.run_sync(
-                lambda: app.engine_call(lambda e: e.launch("test-copy", "m/v1", {"lines": 1}))
-            )
+            job = await app.engine_await(lambda e: e.launch("test-copy", "m/v1", {"lines": 1}))
             await until(
                 pilot,
                 lambda: any(f"Job {job.id} succeeded" in n.title for n in app._notifications),

@@ -93,17 +93,16 @@ class BuildDialog(EngineAccess, ModalScreen[BuildView | None]):
         self._status(Text(f"starting the build on {host}…", style="dim"))
         self._start(str(host))
 
-    @work(thread=True, exit_on_error=False, group="build-start")
-    def _start(self, host: str) -> None:
+    @work(exit_on_error=False, group="build-start")
+    async def _start(self, host: str) -> None:
         name = self.processing
         try:
-            build = self.engine_call(lambda e: e.start_build(name, host=host))
+            build = await self.engine_await(lambda e: e.start_build(name, host=host))
         except (EngineError, OSError, ValueError) as exc:
-            self.app.call_from_thread(self._refused, first_line(exc))
+            self._refused(first_line(exc))
             return
-        self.app.call_from_thread(self._started, build)
-        ended = self.engine_call(lambda e: e.wait_build(build.id))
-        self.app.call_from_thread(self._ended, ended)
+        self._started(build)
+        self._ended(await self.engine_await(lambda e: e.wait_build(build.id)))
 
     def _refused(self, message: str) -> None:
         self.starting = False
@@ -157,9 +156,9 @@ class BuildDialog(EngineAccess, ModalScreen[BuildView | None]):
             return  # its answer is on the way: esc again cancels it
         self.dismiss(self.build)
 
-    @work(thread=True, exit_on_error=False, group="build-cancel")
-    def _cancel(self, build_id: int) -> None:
+    @work(exit_on_error=False, group="build-cancel")
+    async def _cancel(self, build_id: int) -> None:
         try:
-            self.engine_call(lambda e: e.cancel_build(build_id))
+            await self.engine_await(lambda e: e.cancel_build(build_id))
         except EngineError:
             pass  # it ended meanwhile: _ended tells how

@@ -235,20 +235,20 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
         self.query_one("#new-go", Button).disabled = True
         self._create(request)
 
-    @work(thread=True, exit_on_error=False, group="new-processing")
-    def _create(self, request: dict[str, Any]) -> None:
+    @work(exit_on_error=False, group="new-processing")
+    async def _create(self, request: dict[str, Any]) -> None:
         try:
-            view = self.engine_call(lambda e: e.create_processing(**request))
+            view = await self.engine_await(lambda e: e.create_processing(**request))
         except DefinitionError as exc:
-            self.app.call_from_thread(self._refused, exc.key.split(".")[0].split("[")[0], str(exc))
+            self._refused(exc.key.split(".")[0].split("[")[0], str(exc))
             return
         except InvalidInput as exc:
-            self.app.call_from_thread(self._refused, exc.field, str(exc))
+            self._refused(exc.field, str(exc))
             return
         except (EngineError, OSError, ValueError) as exc:
-            self.app.call_from_thread(self._refused, None, first_line(exc))
+            self._refused(None, first_line(exc))
             return
-        self.app.call_from_thread(self.dismiss, view)
+        self.dismiss(view)
 
     def _refused(self, key: str | None, message: str) -> None:
         self.busy = False

@@ -53,15 +53,15 @@ class UpdateProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
         self.query_one("#update-cancel", Button).focus()
         self._read()
 
-    @work(thread=True, exit_on_error=False, group="update-read")
-    def _read(self) -> None:
+    @work(exit_on_error=False, group="update-read")
+    async def _read(self) -> None:
         name = self.processing
         try:
-            plan = self.engine_call(lambda e: e.plan_processing_update(name))
+            plan = await self.engine_await(lambda e: e.plan_processing_update(name))
         except EngineError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self._failed(str(exc))
             return
-        self.app.call_from_thread(self._planned, plan)
+        self._planned(plan)
 
     def _planned(self, plan: ProcessingUpdate) -> None:
         self.plan = plan
@@ -104,16 +104,16 @@ class UpdateProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
         self.query_one("#update-go", Button).disabled = True
         self._save(plan)
 
-    @work(thread=True, exit_on_error=False, group="update-save")
-    def _save(self, plan: ProcessingUpdate) -> None:
+    @work(exit_on_error=False, group="update-save")
+    async def _save(self, plan: ProcessingUpdate) -> None:
         try:
-            view = self.engine_call(
+            view = await self.engine_await(
                 lambda e: e.update_processing(plan.name, expect_hash=plan.definition_hash)
             )
         except EngineError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self._failed(str(exc))
             return
-        self.app.call_from_thread(self.dismiss, view)
+        self.dismiss(view)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

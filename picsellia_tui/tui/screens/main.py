@@ -47,11 +47,16 @@ class MainScreen(Screen[None]):
     # widget of the screen, which lives in another tab and would switch to it.
     AUTO_FOCUS = None
 
+    def __init__(self, *, lazy_views: bool = False, engine_ready: bool = True) -> None:
+        super().__init__()
+        self.lazy_views = lazy_views
+        self.engine_ready = engine_ready
+
     def compose(self) -> ComposeResult:
         def lazy(view: Widget) -> Widget:
-            return LazyView(view) if getattr(self.app, "lazy_views", False) else view
+            return LazyView(view) if self.lazy_views else view
 
-        yield StatusHeader(id="header")
+        yield StatusHeader(starting=not self.engine_ready, id="header")
         with TabbedContent(initial="processings", id="tabs"):
             with TabPane("1 Processings", id="processings"):
                 yield ProcessingsPane(id="processings-pane")
@@ -98,9 +103,7 @@ class MainScreen(Screen[None]):
             self.set_focus(None)
 
     def _focus_in(self, tab: str) -> bool:
-        focused = self.focused
-        pane = self.query_one(f"TabPane#{tab}")
-        return focused is not None and (focused is pane or pane in focused.ancestors)
+        return self.query_one(f"TabPane#{tab}", TabPane).has_focus_within
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id

@@ -1,9 +1,10 @@
 """What every view needs from the app: engine calls, settings and the clock.
 
-Two ways to call the engine, never from a handler on the event loop directly:
-`await self.engine_await(fn)` in an async worker (`@work` on an async method: the
-result is there, on the UI loop, with no hand-back), or `engine_call(fn)`, which
-blocks its thread, in a thread worker (`@work(thread=True)`).
+Views call the engine with `await self.engine_await(fn)` in an async worker
+(`@work` on an async method): the call runs in the engine's loop, the result is
+there, on the UI loop, with no hand-back. Work of the view's own that would hold
+the loop (reading a big log file) goes to a thread worker that posts its result
+as a message (`post_message` is thread-safe).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class EngineAccess:
 
     @property
     def settings(self) -> Settings:
-        """The app's settings: loaded once the engine is up (engine_call returned)."""
+        """The app's settings: loaded once the engine is up (engine_await returned)."""
         settings = self.app.settings
         assert settings is not None, "settings are read once the engine is up"
         return cast("Settings", settings)
@@ -47,13 +48,10 @@ class EngineAccess:
     def clock(self) -> Clock:
         return cast(Clock, self.app.clock)
 
-    def engine_call(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
-        """Waits while the engine starts (the app starts it after its first frame)."""
-        return cast(T, self.app.engine_call(fn))
-
     async def engine_await(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
-        """The same from an async worker (`@work` on an async method): awaits the
-        engine without holding a thread."""
+        """Call the engine from an async worker (`@work` on an async method): waits
+        while the engine starts (the app starts it after its first frame), holds no
+        thread."""
         return cast(T, await self.app.engine_await(fn))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -17,13 +17,17 @@ if TYPE_CHECKING:
 
 
 class StatusHeader(Horizontal):
+    def __init__(self, *, starting: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # Until the engine is up (the app starts it after its first frame).
+        self.starting = starting
+
     def compose(self) -> ComposeResult:
         yield Static(Text("picsellia-tui", style="bold"), id="header-title")
         yield Static("", id="header-workspace")
-        # Until the engine is up (the app starts it after its first frame).
-        starting = not getattr(self.app, "engine_ready", True)
         yield Static(
-            Text("starting engine…", style="dim italic") if starting else "", id="header-counts"
+            Text("starting engine…", style="dim italic") if self.starting else "",
+            id="header-counts",
         )
 
     def show(self, stats: EngineStats) -> None:

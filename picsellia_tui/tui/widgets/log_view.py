@@ -120,6 +120,46 @@ def compile_search(pattern: str) -> tuple[re.Pattern[str], str, bool, bool] | No
     return rx, pattern, regex, case_sensitive
 
 
+class _Measured(Message, bubble=False):
+    """A background measure of a big log's row offsets is done (to its LogLines)."""
+
+    def __init__(
+        self,
+        worker: Worker[None],
+        reader: LogReader,
+        key: tuple[int, bool],
+        cum: array[int],
+        top: int,
+    ) -> None:
+        super().__init__()
+        self.worker = worker
+        self.reader = reader
+        self.key = key  # (width, timestamps) measured for
+        self.cum = cum
+        self.top = top
+
+
+class _Found(Message, bubble=False):
+    """A background search is done (to its LogView): `line` matched, or None."""
+
+    def __init__(
+        self,
+        worker: Worker[None],
+        reader: LogReader,
+        search: tuple[re.Pattern[str], str, bool, bool],
+        line: int | None,
+        wrapped: bool,
+        backwards: bool,
+    ) -> None:
+        super().__init__()
+        self.worker = worker
+        self.reader = reader
+        self.search = search
+        self.line = line
+        self.wrapped = wrapped
+        self.backwards = backwards
+
+
 class LogLines(ScrollView, can_focus=True):
     """The scrolling part: renders rows of a LogReader, nothing else."""
 
@@ -295,6 +335,7 @@ class LogLines(ScrollView, can_focus=True):
 
     @work(thread=True, exclusive=True, group="log-wrap")
     def _measure_worker(self, reader: LogReader, width: int, timestamps: bool, top: int) -> None:
+        """Off the event loop (a big file is read); the offsets come back as a message."""
         worker = get_current_worker()
         prefix = _GUTTER + (_TS_WIDTH if timestamps else 0)
         heights = measure_rows(reader, 0, len(reader), width, prefix, lambda: worker.is_cancelled)
@@ -303,11 +344,14 @@ class LogLines(ScrollView, can_focus=True):
         cum = array("Q", [0])
         cum.extend(itertools.accumulate(heights))
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._apply_measured, reader, (width, timestamps), cum, top)
+            self.post_message(_Measured(worker, reader, (width, timestamps), cum, top))
 
-    def _apply_measured(
-        self, reader: LogReader, key: tuple[int, bool], cum: array[int], top: int
-    ) -> None:
+    @on(_Measured)
+    def _apply_measured(self, message: _Measured) -> None:
+        reader, key, cum = message.reader, message.key, message.cum
+        # Cancelled (a new width, wrap off, another log) while its message was on the way.
+        if message.worker is not self._wrap_worker or message.worker.is_cancelled:
+            return
         if reader is not self.reader or key != self._wrap_key or not self.wrap:
             return
         self._wrap_worker = None
@@ -317,7 +361,7 @@ class LogLines(ScrollView, can_focus=True):
             self._extend_cum(cum, measured, key[0])
         self._cum = cum
         self._update_virtual_size()
-        self._restore_top(top)
+        self._restore_top(message.top)
         self.post_message(self.WrapReady())
 
     class WrapReady(Message):
@@ -816,16 +860,14 @@ class LogView(Vertical):
                 found = find(restart)
                 wrapped = found is not None
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show_match, reader, search, found, wrapped, backwards)
+            self.post_message(_Found(worker, reader, search, found, wrapped, backwards))
 
-    def _show_match(
-        self,
-        reader: LogReader,
-        search: tuple[re.Pattern[str], str, bool, bool],
-        line: int | None,
-        wrapped: bool,
-        backwards: bool,
-    ) -> None:
+    @on(_Found)
+    def _show_match(self, message: _Found) -> None:
+        reader, search, line = message.reader, message.search, message.line
+        wrapped, backwards = message.wrapped, message.backwards
+        if message.worker.is_cancelled:  # another search (or log) came meanwhile
+            return
         if reader is not self.log_lines.reader or search is not self._search:
             return
         if line is None:
@@ -865,21 +907,21 @@ class LogView(Vertical):
 
     @work(thread=True, exclusive=True, group="log-save")
     def _save_worker(self, reader: LogReader, dest: Path, timestamps: bool) -> None:
+        """Off the event loop (a big file is written); says how it went as a message."""
         try:
             count = logsearch.export(reader, dest, timestamps=timestamps, clean=strip_ansi)
         except OSError as exc:
-            self.app.call_from_thread(self._save_failed, dest, exc)
+            self.post_message(self.SaveFailed(self, dest, exc.strerror or str(exc)))
         else:
-            self.app.call_from_thread(self._saved, dest, count)
+            self.post_message(self.Saved(self, dest, count))
 
-    def _saved(self, dest: Path, count: int) -> None:
-        self.notify(f"Saved {count:,} lines to {dest}", title="Log saved")
-        self.post_message(self.Saved(self, dest, count))
+    @on(Saved)
+    def _saved(self, message: Saved) -> None:
+        self.notify(f"Saved {message.log_lines:,} lines to {message.path}", title="Log saved")
 
-    def _save_failed(self, dest: Path, exc: OSError) -> None:
-        error = exc.strerror or str(exc)
-        self.notify(f"Could not save {dest}: {error}", severity="error")
-        self.post_message(self.SaveFailed(self, dest, error))
+    @on(SaveFailed)
+    def _save_failed(self, message: SaveFailed) -> None:
+        self.notify(f"Could not save {message.path}: {message.error}", severity="error")
 
 
 __all__ = ["DEFAULT_SAVE_DIR", "LogLines", "LogView", "compile_search"]

@@ -19,7 +19,6 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
-from textual.worker import get_current_worker
 
 from picsellia_tui.engine.errors import EngineError, read_only
 from picsellia_tui.tui.messages import LaunchRequest, LaunchRequested
@@ -108,24 +107,20 @@ class ProcessingsPane(EngineAccess, Vertical):
 
     # -- data ----------------------------------------------------------------------------
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="processings")
-    def load(self, changed_only: bool = False) -> None:
+    @work(exit_on_error=False, exclusive=True, group="processings")
+    async def load(self, changed_only: bool = False) -> None:
         """Read the list (then which images the host has). `changed_only`: an
         event said something changed somewhere; the table is refilled, and the
         Docker host asked again, only if the list differs."""
-        procs = self.engine_call(lambda e: e.processings())
-        if get_current_worker().is_cancelled:
-            return
+        procs = await self.engine_await(lambda e: e.processings())
         if changed_only and procs == self.processings:
             return
-        self.app.call_from_thread(self._loaded, procs)
-        presence = self.engine_call(lambda e: e.image_presence())
-        self.app.call_from_thread(self._presence_loaded, presence)
+        self._loaded(procs)
+        self._presence_loaded(await self.engine_await(lambda e: e.image_presence()))
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="processings-presence")
-    def load_presence(self) -> None:
-        presence = self.engine_call(lambda e: e.image_presence())
-        self.app.call_from_thread(self._presence_loaded, presence)
+    @work(exit_on_error=False, exclusive=True, group="processings-presence")
+    async def load_presence(self) -> None:
+        self._presence_loaded(await self.engine_await(lambda e: e.image_presence()))
 
     def _loaded(self, procs: list[ProcessingView]) -> None:
         self.processings = procs
@@ -319,16 +314,14 @@ class ProcessingsPane(EngineAccess, Vertical):
             answer,
         )
 
-    @work(thread=True, exit_on_error=False, group="processings-remove")
-    def _remove(self, name: str) -> None:
+    @work(exit_on_error=False, group="processings-remove")
+    async def _remove(self, name: str) -> None:
         try:
-            self.engine_call(lambda e: e.remove_processing(name))
+            await self.engine_await(lambda e: e.remove_processing(name))
         except EngineError as exc:
-            self.app.call_from_thread(
-                self.app.notify, str(exc), title="Remove refused", severity="warning"
-            )
+            self.app.notify(str(exc), title="Remove refused", severity="warning")
             return
-        self.app.call_from_thread(self.app.notify, f"{name} removed.", title="Processing removed")
+        self.app.notify(f"{name} removed.", title="Processing removed")
         self.load()
 
     def action_filter(self) -> None:
