@@ -109,7 +109,8 @@ async def test_two_apps_share_one_engine_and_see_each_others_launches(shared: Sh
             assert isinstance(first.handle, RemoteHandle)
             assert isinstance(second.handle, RemoteHandle)
             assert first.handle.engine_id == second.handle.engine_id
-            assert len(shared.engines()) == 1
+            # The engine logs "serving" after its socket answers: wait for the line.
+            await until(p1, lambda: len(shared.engines()) == 1)
             await p1.press("3")
             await p2.press("3")
 
@@ -167,6 +168,8 @@ async def test_the_app_survives_its_engine_being_killed(shared: Shared) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.engine_ready)
             assert isinstance(app.handle, RemoteHandle)
+            # The engine logs "serving" after its socket answers: wait for the line.
+            await until(pilot, lambda: len(shared.engines()) == 1)
             (pid,) = shared.engines()
             os.kill(pid, signal.SIGKILL)
             # The app starts another and goes on (its calls, its events).
