@@ -79,7 +79,9 @@ async def _three_engines(
         go.touch()
         with anyio.fail_after(timeout):
             while True:
-                if len(clis) < 6:  # the command line reads the database meanwhile
+                # The command line reads the database meanwhile, once job 1 exists
+                # (a light `jobs show 1` started before the first launch says "no job 1").
+                if len(clis) < 6 and query(s.database_path, "select count(*) from job")[0][0]:
                     args = ["jobs", "list", "--json"] if len(clis) % 2 else ["jobs", "show", "1"]
                     clis.append(
                         subprocess.Popen(
