@@ -422,6 +422,8 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
                 what = (
                     "updates the input version in place"
                     if p.output_mode == "update_input"
+                    else "the processing creates its versions through the Picsellia API"
+                    if p.picsellia_api
                     else "creates no model version"
                 )
                 widgets.append(Static(Text(f"output: {what}", style="dim"), classes="form-title"))
