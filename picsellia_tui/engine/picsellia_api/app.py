@@ -9,6 +9,7 @@ Errors are `{"message": ...}`: the SDK shows that message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import posixpath
 import secrets
@@ -28,6 +29,7 @@ from picsellia_tui.engine.executors.base import LogLine
 from picsellia_tui.engine.picsellia_api.grants import Grant, GrantTable
 from picsellia_tui.engine.picsellia_api.ids import Ids
 from picsellia_tui.engine.picsellia_api.joblog import MARK, JobLog
+from picsellia_tui.engine.picsellia_api.multipart import Multipart, PartWriter
 from picsellia_tui.engine.picsellia_api.objects import Signer, Staging, new_upload_name
 from picsellia_tui.engine.picsellia_api.runfiles import RunFiles
 from picsellia_tui.engine.picsellia_api.store import (
@@ -66,6 +68,7 @@ class PicselliaApi:
         self.hooks = hooks
         self.signer = Signer()
         self.joblogs: dict[int, JobLog] = {}
+        self.multipart = Multipart()
         # A tar holds a little more than its files: headers and padding.
         self.runfiles = RunFiles(store.ws.scratch_dir, quota_bytes + quota_bytes // 8 + (1 << 20))
         self.app = Starlette(routes=self._routes(), exception_handlers={HTTPException: _http})
@@ -377,7 +380,7 @@ class PicselliaApi:
         obj = str((await self._body(request)).get("object_name", ""))
         staging = self.staging(grant)
         staging.object_path(obj)
-        upload_id = await self._sync(staging.new_multipart)
+        upload_id = await self._sync(self.multipart.begin, staging, grant.run_id)
         return {"client_type": "MINIO", "upload_id": upload_id}
 
     async def presign_part(self, request: Request, grant: Grant) -> Any:
@@ -409,7 +412,8 @@ class PicselliaApi:
                 raise ApiError(400, "each part needs a PartNumber")
             numbers.append(n)
         blobs = self.store.ws.blobs
-        await self._sync(self.staging(grant).complete, obj, upload_id, numbers, blobs)
+        staging = self.staging(grant)
+        await self._sync(self.multipart.complete, staging, obj, upload_id, numbers, blobs)
         return {"object_name": obj}
 
     # --------------------------------------------- presigned URLs (no auth header)
@@ -469,26 +473,46 @@ class PicselliaApi:
             upload_id, _, part = request.query_params.get("x", "").partition(".")
             if not part.isdigit():
                 raise ApiError(400, "bad part")
-            dest = self.staging(grant).part_path(upload_id, int(part))
-            tmp = dest.with_name(dest.name + ".tmp")
-            async with await anyio.open_file(tmp, "wb") as out:
-                chunks: list[bytes] = []
-                held = 0
-                async for chunk in request.stream():
-                    self._count(grant, len(chunk))
-                    chunks.append(chunk)
-                    held += len(chunk)
-                    if held >= _WRITE_CHUNK:
-                        await out.write(b"".join(chunks))
-                        chunks, held = [], 0
-                if chunks:
-                    await out.write(b"".join(chunks))
-            tmp.replace(dest)
+            # On the loop: which part is appended is decided by one thread only.
+            writer = self.multipart.part_writer(self.staging(grant), upload_id, int(part))
+            await self._receive_part(request, grant, writer)
         except ApiError as exc:
             return _error(exc.status, exc.message)
         # An ETag is opaque to the SDK (it hands it back to complete_part_upload):
         # a random one spares hashing every part twice.
         return Response(status_code=200, headers={"ETag": f'"{secrets.token_hex(16)}"'})
+
+    async def _receive_part(self, request: Request, grant: Grant, writer: PartWriter) -> None:
+        """The body into the part's writer, 1 MiB at a time in a worker thread while
+        the loop receives the next MiB (one write in flight: they stay in order);
+        undone on any failure."""
+        loop = asyncio.get_running_loop()
+        pending: asyncio.Future[None] | None = None
+        try:
+            chunks: list[bytes] = []
+            held = 0
+            async for chunk in request.stream():
+                self._count(grant, len(chunk))
+                chunks.append(chunk)
+                held += len(chunk)
+                if held >= _WRITE_CHUNK:
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, writer.write, b"".join(chunks))
+                    chunks, held = [], 0
+            if pending is not None:
+                await pending
+            if chunks:
+                await self._sync(writer.write, b"".join(chunks))
+            await self._sync(writer.finish)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if pending is not None:
+                    await asyncio.wait([pending])  # the writer's file stays open until then
+                    if not pending.cancelled():
+                        pending.exception()  # retrieved: no "never retrieved" warning
+                await self._sync(writer.abort)
+            raise
 
 
 class _BlobResponse(FileResponse):

@@ -8,7 +8,8 @@ while its run's grant exists, so it dies with the run like the token.
 Object names:
 - `files/<file uuid>/<filename>`: a file of a version (download only);
 - `uploads/<random>/<filename>`: a fresh name from generate_object_name. Uploaded
-  bytes go to the blob store at once (hashed while written, no second copy); the
+  bytes go to the blob store at once (hashed while written, no second copy;
+  multipart uploads are joined as their parts arrive: multipart.py); the
   grant's folder keeps which blob the name holds until a POST .../modelfiles makes
   it a file of a version.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import secrets
 import time
 from pathlib import Path
@@ -95,25 +95,28 @@ class Staging:
     def has_multipart(self, upload_id: str) -> bool:
         return upload_id.isalnum() and (self._dir() / f"mpu-{upload_id}").is_file()
 
-    def complete(self, obj: str, upload_id: str, parts: list[int], blobs: BlobStore) -> None:
-        """Join the parts, in the order given, straight into the blob store (one
-        pass: hashed while copied); the object then names that blob."""
-        if not self.has_multipart(upload_id):
-            raise ApiError(404, "no such multipart upload")
-        paths = []
-        for n in parts:
-            p = self.part_path(upload_id, n)
-            if not p.is_file():
-                raise ApiError(400, f"part {n} was never uploaded")
-            paths.append(p)
-        self.put(obj, _Concat(paths), blobs)
+    def data_path(self, upload_id: str) -> Path:
+        """The upload's parts that came in order, one after the other (multipart.py)."""
+        return self._dir() / f"mpu-{upload_id}.data"
+
+    def index_path(self, upload_id: str) -> Path:
+        """`part offset size` lines: where each of those parts is in the data file."""
+        return self._dir() / f"mpu-{upload_id}.index"
+
+    def remove_multipart(self, upload_id: str) -> None:
         for p in self._dir().glob(f"part-{upload_id}-*"):
+            p.unlink(missing_ok=True)
+        for p in (self.data_path(upload_id), self.index_path(upload_id)):
             p.unlink(missing_ok=True)
         (self._dir() / f"mpu-{upload_id}").unlink(missing_ok=True)
 
     def put(self, obj: str, src: Any, blobs: BlobStore) -> None:
         """Store an uploaded object's bytes in the blob store; remember its digest."""
         sha, size = blobs.put_stream(src)
+        self.hold(obj, sha, size)
+
+    def hold(self, obj: str, sha: str, size: int) -> None:
+        """The object now names that blob."""
         ref = self.object_path(obj)
         tmp = ref.with_name(ref.name + ".tmp")
         tmp.write_text(f"{sha} {size}")
@@ -126,32 +129,3 @@ class Staging:
         except (FileNotFoundError, ValueError):
             return None
         return sha, int(size)
-
-
-class _Concat(io.RawIOBase):
-    """Files read one after the other, as one stream."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self._paths = list(paths)
-        self._f: io.BufferedReader | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while True:
-            if self._f is None:
-                if not self._paths:
-                    return 0
-                self._f = self._paths.pop(0).open("rb")
-            n: int = self._f.readinto(b)
-            if n:
-                return n
-            self._f.close()
-            self._f = None
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-        super().close()

@@ -217,6 +217,7 @@ class ApiService:
     def revoke(self, run_id: int) -> Grant | None:
         grant = self.grants.remove(run_id)
         self.api.joblogs.pop(run_id, None)
+        self.api.multipart.forget_run(run_id)
         if grant is not None:
             shutil.rmtree(grant.staging, ignore_errors=True)
         return grant
