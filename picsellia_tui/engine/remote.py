@@ -1,10 +1,11 @@
 """The app as a client of the workspace's engine, over its socket.
 
 `RemoteHandle` offers what `EngineHandle` (engine/embedded.py) offers the app —
-`start`, `stop`, `call(fn)`, `submit(fn)`, `on_event(cb)`, `settings` — but the engine is the
-one background engine of the workspace (started on demand when none serves),
-shared by every app and command on it. `call(fn)` runs `fn(RemoteEngine)` in
-the handle's own event loop thread; `RemoteEngine` has the engine's query and
+`start`, `stop`, `call(fn)`, `submit(fn)`, `on_event(cb)`, `settings` (the last
+four from their common base, `PortalHandle` in engine/handle.py) — but the engine
+is the one background engine of the workspace (started on demand when none
+serves), shared by every app and command on it. `call(fn)` runs `fn(RemoteEngine)`
+in the handle's own event loop thread; `RemoteEngine` has the engine's query and
 service methods the app uses, each one request on the socket, answered with the
 same views (rebuilt from their JSON) and the same exceptions (by type name).
 Events come on one long `subscribe` connection; when it breaks (the engine was
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import SocketStream
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from picsellia_tui.engine import errors
@@ -34,7 +34,6 @@ from picsellia_tui.engine.config import Settings
 from picsellia_tui.engine.control_client import MAX_LINE, socket_path
 from picsellia_tui.engine.events import (
     BuildEnded,
-    Event,
     ExternalChange,
     JobCreated,
     LogAppended,
@@ -43,6 +42,7 @@ from picsellia_tui.engine.events import (
     RunChanged,
     VersionCreated,
 )
+from picsellia_tui.engine.handle import PortalHandle
 from picsellia_tui.engine.views import (
     BuildView,
     EngineStats,
@@ -315,18 +315,16 @@ class RemoteEngine:
         return result
 
 
-class RemoteHandle:
-    """The app's handle on the workspace's engine, over its socket (see module doc)."""
+class RemoteHandle(PortalHandle[Any]):
+    """The app's handle on the workspace's engine, over its socket (see module doc).
+    Its target is a `RemoteEngine` (typed Any: it stands for an `Engine`)."""
 
     def __init__(self, settings: Settings, root_args: list[str] | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.root_args = root_args if root_args is not None else settings.root_args()
         self.database = settings.database_path.expanduser().absolute()
         self.engine_id: str | None = None  # of the engine serving us now
-        self._portal_cm: Any = None
-        self._portal: BlockingPortal | None = None
-        self._callbacks: list[Callable[[Event], None]] = []
-        self._lock = threading.Lock()
         self._events: Future[None] | None = None
         self._remote = RemoteEngine(self)
 
@@ -345,15 +343,12 @@ class RemoteHandle:
         Unreachable when there is none and none can be started, or when the
         engine serving the socket does not share these settings."""
         self._ensure()
-        self._portal_cm = start_blocking_portal()
-        portal = self._portal_cm.__enter__()
-        try:
+
+        def begin(portal: BlockingPortal) -> None:
             stream = portal.call(self._subscribe)
-        except BaseException:
-            self._portal_cm.__exit__(None, None, None)
-            raise
-        self._portal = portal
-        self._events = portal.start_task_soon(self._pump, stream)
+            self._events = portal.start_task_soon(self._pump, stream)
+
+        self._start_portal(begin)
 
     async def _open(self, body: dict[str, Any]) -> tuple[SocketStream, BufferedByteReceiveStream]:
         body = {
@@ -439,44 +434,7 @@ class RemoteHandle:
                     await anyio.sleep(1)
             self._emit(Resync())
 
-    def _emit(self, event: Event) -> None:
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for cb in callbacks:
-            try:
-                cb(event)
-            except Exception:  # a UI callback must not kill the pump
-                pass
-
-    def on_event(self, callback: Callable[[Event], None]) -> None:
-        with self._lock:
-            self._callbacks.append(callback)
-
-    def call(self, fn: Callable[[Any], Awaitable[T]]) -> T:
-        assert self._portal is not None, "RemoteHandle.start() first"
-
-        async def run() -> T:
-            return await fn(self._remote)
-
-        return self._portal.call(run)
-
-    def submit(self, fn: Callable[[Any], Awaitable[T]]) -> Future[T]:
-        """Start a call in the handle's loop; its future, to await from another loop
-        (`asyncio.wrap_future`) without holding a thread while it runs."""
-        assert self._portal is not None, "RemoteHandle.start() first"
-
-        async def run() -> T:
-            return await fn(self._remote)
-
-        return self._portal.start_task_soon(run)
-
-    def stop(self) -> None:
+    def _stopping(self, portal: BlockingPortal) -> None:
         """Leave the engine (it goes on supervising every run)."""
-        if self._portal is None:
-            return
-        self._portal = None
-        try:
-            if self._events is not None:
-                self._events.cancel()
-        finally:
-            self._portal_cm.__exit__(None, None, None)
+        if self._events is not None:
+            self._events.cancel()
