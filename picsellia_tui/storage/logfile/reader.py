@@ -8,11 +8,10 @@ import os
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from picsellia_tui.storage.logfile import record
 from picsellia_tui.storage.logfile.record import (
+    ClosedOnExit,
     LogRecord,
     decode_record,
     has_controls,
@@ -23,7 +22,7 @@ from picsellia_tui.storage.logfile.record import (
 )
 
 
-class LogReader:
+class LogReader(ClosedOnExit):
     """Read-only view of a run's log, from any process; follows growth on refresh().
 
     A missing file is an empty log (it may appear later). Holds the offset index in
@@ -112,21 +111,6 @@ class LogReader:
 
     def close(self) -> None:
         self._reset()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
 
     # -- access -------------------------------------------------------------------
     def __len__(self) -> int:

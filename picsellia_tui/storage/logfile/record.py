@@ -1,9 +1,11 @@
 """The log's formats: a record (``<ts_ns> <o|e> <escaped text>\\n``), its
 encoding and decoding, the offset index, and the low-level reads and writes the
-writer and the readers share. See the package docstring for the format."""
+writer and the readers share (and their closing: `ClosedOnExit`). See the package
+docstring for the format."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -12,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from types import TracebackType
+from typing import Literal, Protocol, Self
 
 # "api": a line the run posted through the local Picsellia API (not its output).
 Stream = Literal["stdout", "stderr", "api"]
@@ -238,3 +241,27 @@ def has_controls(data: bytes) -> bool:
     if len(data.translate(None, _C0_DELETE)) != len(data):
         return True
     return b"\xc2" in data and _C1_RX.search(data) is not None
+
+
+class ClosedOnExit:
+    """A holder of file descriptors that `with` closes, and so does the garbage
+    collector (a reader dropped by a cancelled worker leaks nothing). Subclasses
+    define `close()`, safe to call twice."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()

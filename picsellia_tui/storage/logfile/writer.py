@@ -13,12 +13,11 @@ from collections.abc import Iterable
 from itertools import accumulate, groupby
 from operator import attrgetter
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from picsellia_tui.storage.logfile import record
 from picsellia_tui.storage.logfile.record import (
     RESUME_WINDOW_NS,
+    ClosedOnExit,
     LineLike,
     Stream,
     decode_record,
@@ -45,7 +44,7 @@ _TS_STREAM = attrgetter("ts_ns", "stream")
 _TEXT = attrgetter("text")
 
 
-class LogWriter:
+class LogWriter(ClosedOnExit):
     """The single writer of one run's log (the engine supervising the run).
 
     ``append`` writes and flushes each batch (data, then index) so readers in other
@@ -356,18 +355,3 @@ class LogWriter:
             self._closed = True
             os.close(self._fd)
             os.close(self._ifd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
