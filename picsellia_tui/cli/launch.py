@@ -4,6 +4,7 @@ run it with an engine of this process's own."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,6 +17,19 @@ from picsellia_tui.humanize import first_line
 
 if TYPE_CHECKING:
     from picsellia_tui.engine.core import Engine
+
+
+@dataclass(frozen=True)
+class LaunchArgs:
+    """What `launch` was asked, for either way of launching it."""
+
+    processing: str
+    version: str
+    params: dict[str, str]
+    name: str | None  # of the new version
+    host: str | None
+    wait: bool
+    as_json: bool
 
 
 def _params(values: list[str] | None) -> dict[str, str]:
@@ -53,12 +67,8 @@ def launch(
     """Launch a processing on a model version."""
     from picsellia_tui.cli.output import emit_json
 
-    params = _params(param)
-    served = _launch_on_running_engine(processing, version, params, name, host, wait, as_json)
-    if served is not None:
-        job, run = served
-    else:
-        job, run = _launch_here(processing, version, params, name, host, wait, as_json)
+    args = LaunchArgs(processing, version, _params(param), name, host, wait, as_json)
+    job, run = _launch_on_running_engine(args) or _launch_here(args)
     if as_json:
         emit_json(job)
     else:
@@ -86,48 +96,36 @@ def _output_label(job: Any) -> str:
     return JobView.model_validate(vars(job)).output_label
 
 
-def _launch_on_running_engine(
-    processing: str,
-    version: str,
-    params: dict[str, str],
-    name: str | None,
-    host: str | None,
-    wait: bool,
-    as_json: bool,
-) -> tuple[Any, Any] | None:
+def _launch_on_running_engine(a: LaunchArgs) -> tuple[Any, Any] | None:
     """Hand the launch to an engine already running on this workspace (`engine
     serve`, the app): no engine start-up here, and it starts the container at
     once. None when there is none (or it does not share our settings)."""
-    args = {"processing": processing, "version": version, "params": params, "name": name}
     final = on_running_engine(
         "launch",
-        lambda job: None if as_json else _job_line(job),
-        **args,
-        host=host,
-        wait=wait,
-        log=wait and not as_json,
+        lambda job: None if a.as_json else _job_line(job),
+        processing=a.processing,
+        version=a.version,
+        params=a.params,
+        name=a.name,
+        host=a.host,
+        wait=a.wait,
+        log=a.wait and not a.as_json,
     )
     return None if final is None else (final.job, final.run)
 
 
-def _launch_here(
-    processing: str,
-    version: str,
-    params: dict[str, str],
-    name: str | None,
-    host: str | None,
-    wait: bool,
-    as_json: bool,
-) -> tuple[Any, Any]:
+def _launch_here(a: LaunchArgs) -> tuple[Any, Any]:
     """Launch with an engine of this process's own."""
 
     async def go(e: Engine) -> Any:
-        job = await e.launch(processing, version, params, output_version_name=name, host=host)
+        job = await e.launch(
+            a.processing, a.version, a.params, output_version_name=a.name, host=a.host
+        )
         run = job.runs[-1]
-        if not as_json:
+        if not a.as_json:
             _job_line(job)
-        if wait:
-            if not as_json:
+        if a.wait:
+            if not a.as_json:
                 await follow_log(e, run.id, timestamps=False)
             final = await e.wait_run(run.id)
         else:
