@@ -8,6 +8,7 @@ needed), with the system's own Python. These tests need root to make it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -93,17 +94,29 @@ def _as_attacker(args: list[str], **kw: Any) -> subprocess.Popen[str]:
     )
 
 
-def _start_listener(folder: Path, name: str, got: Path) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def _listener(folder: Path, name: str, shared: Path) -> Iterator[Path]:
+    """The other user listening at folder/name while the block runs; yields the
+    file it writes every byte it receives to."""
+    got = shared / "got"
+    got.touch()
+    os.chmod(got, 0o666)
     p = _as_attacker(["-c", LISTENER, str(folder), name, str(got)])
-    assert p.stdout is not None
-    line = p.stdout.readline()
-    assert line.strip() == "ready", p.stderr.read() if p.stderr else line
-    return p
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        assert line.strip() == "ready", p.stderr.read() if p.stderr else line
+        yield got
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
 
 
-def _stop(p: subprocess.Popen[str]) -> None:
-    p.send_signal(signal.SIGTERM)
-    p.wait(10)
+def _launch_with_secret(cfg: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        ["--config", str(cfg), "launch", "rel-probe", "m/v1", "-p", f"token={SECRET}", "--wait"],
+        env=env,
+    )
 
 
 def _victim_env(shared: Path) -> dict[str, str]:
@@ -136,17 +149,8 @@ def test_a_socket_folder_made_by_another_user_gets_nothing(
     env = _victim_env(shared_tmp)
     cfg, db = _workspace(tmp_path, env)
     folder = shared_tmp / f"picsellia-tui-{os.getuid()}"
-    got = shared_tmp / "got"
-    got.touch()
-    os.chmod(got, 0o666)
-    listener = _start_listener(folder, _sock_name(db, shared_tmp), got)
-    try:
-        out = run_cli(
-            ["--config", str(cfg), "launch", "rel-probe", "m/v1", "-p", f"token={SECRET}",
-             "--wait"], env=env,
-        )  # fmt: skip
-    finally:
-        _stop(listener)
+    with _listener(folder, _sock_name(db, shared_tmp), shared_tmp) as got:
+        out = _launch_with_secret(cfg, env)
     received = got.read_bytes()
     warning = [ln for ln in out.stderr.splitlines() if "socket" in ln]
     ok = (
@@ -175,19 +179,10 @@ def test_a_listener_of_another_uid_in_our_own_folder_gets_nothing(
     ours = shared_tmp / f"picsellia-tui-{os.getuid()}"
     ours.mkdir(mode=0o700)
     theirs = shared_tmp / "theirs"
-    got = shared_tmp / "got"
-    got.touch()
-    os.chmod(got, 0o666)
     name = _sock_name(db, shared_tmp)
-    listener = _start_listener(theirs, name, got)
-    try:
+    with _listener(theirs, name, shared_tmp) as got:
         os.rename(theirs / name, ours / name)
-        out = run_cli(
-            ["--config", str(cfg), "launch", "rel-probe", "m/v1", "-p", f"token={SECRET}",
-             "--wait"], env=env,
-        )  # fmt: skip
-    finally:
-        _stop(listener)
+        out = _launch_with_secret(cfg, env)
     received = got.read_bytes()
     warning = [ln for ln in out.stderr.splitlines() if "socket" in ln]
     ok = (

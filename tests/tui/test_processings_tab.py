@@ -11,10 +11,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
@@ -30,6 +31,7 @@ SIZE = (120, 36)
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "processings" / "_template"
 EXE = Path(sys.executable).parent / "picsellia-tui"
+D = TypeVar("D", bound=Screen[Any])
 
 
 def pane(app: PicselliaApp) -> ProcessingsPane:
@@ -59,6 +61,33 @@ async def select(pilot: Pilot[Any], name: str) -> None:
     await until(pilot, lambda: name in names(pilot.app))
     pane(pilot.app).select(name)
     await until(pilot, lambda: selected(pilot.app) == name)
+
+
+async def open_dialog(pilot: Pilot[Any], key: str, kind: type[D]) -> D:
+    """Press `key` and return the dialog it opens."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, kind))
+    dialog = pilot.app.screen
+    assert isinstance(dialog, kind)
+    return dialog
+
+
+async def closed(pilot: Pilot[Any], kind: type[Screen[Any]]) -> None:
+    await until(pilot, lambda: not isinstance(pilot.app.screen, kind))
+
+
+def own_copy(tmp_path: Path, name: str) -> Path:
+    """The test-copy fixture as the folder of a private processing `name` (with an
+    image name of its own)."""
+    folder = tmp_path / name
+    shutil.copytree(ROOT / "tests" / "fixtures" / "proc_copy", folder)
+    toml = folder / "processing.toml"
+    toml.write_text(
+        toml.read_text()
+        .replace('name = "test-copy"', f'name = "{name}"')
+        .replace('"picsellia-tui/test-copy:', f'"example/{name}:')
+    )
+    return folder
 
 
 def with_template(ws: AppEngineHandle) -> None:
@@ -91,11 +120,9 @@ async def test_new_from_the_template_then_the_same_name_refused(
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewProcessingDialog))
-        dialog = app.screen
+        dialog = await open_dialog(pilot, "n", NewProcessingDialog)
         await pilot.press("right", "tab", *"my-proc", "tab", "ctrl+u", *str(dest), "enter")
-        await until(pilot, lambda: not isinstance(app.screen, NewProcessingDialog))
+        await closed(pilot, NewProcessingDialog)
         await until(pilot, lambda: selected(app) == "my-proc")
         assert (dest / "my-proc" / "processing.toml").is_file()
         p = ws.call(lambda e: e.processing("my-proc"))
@@ -103,9 +130,7 @@ async def test_new_from_the_template_then_the_same_name_refused(
         await until(pilot, lambda: "my-proc 0.1.0  private" in screen_text(app))
 
         # The same name again: the engine's line under the name field; nothing written.
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewProcessingDialog))
-        dialog = app.screen
+        dialog = await open_dialog(pilot, "n", NewProcessingDialog)
         await pilot.press("right", "tab", *"my-proc", "tab", "ctrl+u", *str(dest / "x"), "enter")
         await until(pilot, lambda: error_text(dialog, "#err-new-template-name"))
         assert error_text(dialog, "#err-new-template-name") == (
@@ -114,27 +139,19 @@ async def test_new_from_the_template_then_the_same_name_refused(
         assert dialog.focused is dialog.query_one("#new-template-name")
         assert not (dest / "x").exists()
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, NewProcessingDialog))
+        await closed(pilot, NewProcessingDialog)
 
 
 async def test_new_from_a_folder_reports_what_the_command_line_reports(
     ws: AppEngineHandle, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(ROOT / "tests" / "fixtures" / "proc_copy", broken)
+    broken = own_copy(tmp_path, "mine")
     toml = broken / "processing.toml"
-    toml.write_text(
-        toml.read_text()
-        .replace('name = "test-copy"', 'name = "mine"')
-        .replace('"picsellia-tui/test-copy:', '"example/mine:')
-        .replace('type = "float"', 'type = "decimal"')
-    )
+    toml.write_text(toml.read_text().replace('type = "float"', 'type = "decimal"'))
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewProcessingDialog))
-        dialog = app.screen
+        dialog = await open_dialog(pilot, "n", NewProcessingDialog)
         assert isinstance(dialog, NewProcessingDialog) and dialog.mode == "folder"
         await pilot.press("tab", *str(broken), "enter")
         await until(pilot, lambda: error_text(dialog, "#err-new-folder"))
@@ -146,7 +163,7 @@ async def test_new_from_a_folder_reports_what_the_command_line_reports(
         # Fixed on disk, the same dialog creates it.
         toml.write_text(toml.read_text().replace('type = "decimal"', 'type = "float"'))
         await pilot.press("enter")
-        await until(pilot, lambda: not isinstance(app.screen, NewProcessingDialog))
+        await closed(pilot, NewProcessingDialog)
         await until(pilot, lambda: selected(app) == "mine")
 
 
@@ -154,9 +171,7 @@ async def test_new_from_an_image(ws: AppEngineHandle) -> None:
     app = PicselliaApp(ws, frozen_time=True)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewProcessingDialog))
-        dialog = app.screen
+        dialog = await open_dialog(pilot, "n", NewProcessingDialog)
         dialog.query_one("#new-image-command", Input).value = "python /app/run.py --fast"
         await pilot.press("right", "right", "tab", *"from-image", "tab", *"bad image", "enter")
         await until(pilot, lambda: error_text(dialog, "#err-new-image-ref"))
@@ -168,7 +183,7 @@ async def test_new_from_an_image(ws: AppEngineHandle) -> None:
         frameworks = dialog.query_one("#new-image-frameworks", Input)
         frameworks.value = "ONNX, openvino"
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: not isinstance(app.screen, NewProcessingDialog))
+        await closed(pilot, NewProcessingDialog)
         await until(pilot, lambda: selected(app) == "from-image")
         p = ws.call(lambda e: e.processing("from-image"))
         assert p.image == "example/convert:2" and p.source_dir is None
@@ -176,9 +191,7 @@ async def test_new_from_an_image(ws: AppEngineHandle) -> None:
         assert p.constraints.frameworks == ["onnx", "openvino"]
         assert p.task == "MODEL_CONVERSION" and p.target_type == "model_version"
         # Nothing to update or build from: no folder.
-        await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, UpdateProcessingDialog))
-        dialog = app.screen
+        dialog = await open_dialog(pilot, "u", UpdateProcessingDialog)
         await until(pilot, lambda: error_text(dialog, "#update-error"))
         assert "registered from an image: it has no folder" in error_text(dialog, "#update-error")
         await pilot.press("escape")
@@ -194,8 +207,7 @@ async def test_update_shows_the_changes_before_saving(ws: AppEngineHandle, tmp_p
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await select(pilot, "my-proc")
-        await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, UpdateProcessingDialog))
+        await open_dialog(pilot, "u", UpdateProcessingDialog)
         await until(pilot, lambda: "Nothing to update" in screen_text(app))
         await pilot.press("escape")
         text = toml.read_text()
@@ -205,8 +217,7 @@ async def test_update_shows_the_changes_before_saving(ws: AppEngineHandle, tmp_p
             .replace('default = "processed"', 'default = "fixed"')
             .replace('memory = "1g"', 'memory = "2g"')
         )
-        await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, UpdateProcessingDialog))
+        await open_dialog(pilot, "u", UpdateProcessingDialog)
         await until(pilot, lambda: "Save 4 changes" in screen_text(app))
         shown = screen_text(app)
         for line in (
@@ -218,21 +229,19 @@ async def test_update_shows_the_changes_before_saving(ws: AppEngineHandle, tmp_p
             assert any(all(part in row for part in line) for row in shown.splitlines()), line
         assert ws.call(lambda e: e.processing("my-proc")).version == "0.1.0"  # not yet
         await pilot.press("enter")
-        await until(pilot, lambda: not isinstance(app.screen, UpdateProcessingDialog))
+        await closed(pilot, UpdateProcessingDialog)
         saved = ws.call(lambda e: e.processing("my-proc"))
         assert saved.version == "0.2.0" and saved.constraints.memory == "2g"
         await until(pilot, lambda: "my-proc 0.2.0  private" in screen_text(app))
 
         # Broken on disk: the engine's line, and nothing to save.
         toml.write_text(toml.read_text().replace('task = "MODEL_CONVERSION"', 'task = "NOPE"'))
-        await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, UpdateProcessingDialog))
-        dialog = app.screen
+        dialog = await open_dialog(pilot, "u", UpdateProcessingDialog)
         await until(pilot, lambda: error_text(dialog, "#update-error"))
         assert error_text(dialog, "#update-error").startswith(f"{toml}: task: ")
         await pilot.press("enter")  # nothing happens: there is nothing to save
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, UpdateProcessingDialog))
+        await closed(pilot, UpdateProcessingDialog)
         assert ws.call(lambda e: e.processing("my-proc")).version == "0.2.0"
 
 
@@ -254,14 +263,7 @@ async def test_public_processings_are_read_only(ws: AppEngineHandle) -> None:
 async def test_remove_refused_while_a_run_is_active_then_done(
     ws: AppEngineHandle, tmp_path: Path
 ) -> None:
-    mine = tmp_path / "mine"
-    shutil.copytree(ROOT / "tests" / "fixtures" / "proc_copy", mine)
-    toml = mine / "processing.toml"
-    toml.write_text(
-        toml.read_text()
-        .replace('name = "test-copy"', 'name = "mine"')
-        .replace('"picsellia-tui/test-copy:', '"example/mine:')  # its own image name
-    )
+    mine = own_copy(tmp_path, "mine")
     ws.call(lambda e: e.create_processing(mine))
     job = ws.call(lambda e: e.launch("mine", "m/v1", {"sleep": 60}))
     wait_for(lambda: ws.call(lambda e: e.job(job.id)).status == "running", timeout=30)
@@ -269,8 +271,7 @@ async def test_remove_refused_while_a_run_is_active_then_done(
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await select(pilot, "mine")
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await open_dialog(pilot, "d", ConfirmDialog)
         await pilot.press("y")
         refusal = (
             "mine has an active run (pending or running): cancel it or let it end, "
@@ -280,13 +281,11 @@ async def test_remove_refused_while_a_run_is_active_then_done(
         assert "mine" in names(app)
         ws.call(lambda e: e.cancel(job.id))
         wait_for(lambda: ws.call(lambda e: e.job(job.id)).status == "killed", timeout=30)
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await open_dialog(pilot, "d", ConfirmDialog)
         await pilot.press("n")  # changed their mind: nothing removed
         await pilot.pause(0.3)
         assert "mine" in names(app)
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await open_dialog(pilot, "d", ConfirmDialog)
         await pilot.press("y")
         await until(pilot, lambda: "mine" not in names(app))
         # Its job and history stay readable in the Jobs tab.

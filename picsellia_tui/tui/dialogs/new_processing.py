@@ -9,6 +9,7 @@ it names (the dialog has no rules of its own).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -63,111 +64,49 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
             box.border_subtitle = "←→ from · tab fields · enter/ctrl+s create · esc cancel"
             with TabbedContent(initial=f"new-{self.mode}-pane", id="new-modes"):
                 with TabPane("a folder", id="new-folder-pane"):
-                    yield Static(
-                        Text("A folder holding processing.toml and a Dockerfile.", style="dim"),
-                        classes="new-intro",
-                    )
+                    yield _intro("A folder holding processing.toml and a Dockerfile.")
                     yield _field(
-                        "folder",
-                        Input(
-                            placeholder="path (→ completes)",
-                            suggester=PathSuggester(folders_only=True),
-                            id="new-folder",
-                            compact=True,
-                            classes="field-input -wide",
-                        ),
-                        "",
+                        "folder", _text("new-folder", "path (→ completes)", wide=True, paths=True)
                     )
                 with TabPane("the template", id="new-template-pane"):
-                    yield Static(
-                        Text(
-                            "A new folder DEST/NAME from the template (processing.toml, "
-                            "Dockerfile, main.py), registered at once: edit main.py, then "
-                            "build it (b).",
-                            style="dim",
-                        ),
-                        classes="new-intro",
+                    yield _intro(
+                        "A new folder DEST/NAME from the template (processing.toml, "
+                        "Dockerfile, main.py), registered at once: edit main.py, then "
+                        "build it (b)."
                     )
                     yield _field(
                         "name",
-                        Input(id="new-template-name", compact=True, classes="field-input"),
+                        _text("new-template-name"),
                         "lowercase letters, digits, '.', '_' or '-'",
                     )
                     yield _field(
                         "destination",
-                        Input(
-                            value=_shown_path(self.dest),
-                            suggester=PathSuggester(folders_only=True),
-                            id="new-template-dest",
-                            compact=True,
-                            classes="field-input -wide",
+                        _text(
+                            "new-template-dest", value=_shown_path(self.dest), wide=True, paths=True
                         ),
-                        "",
                     )
                 with TabPane("an image", id="new-image-pane"):
-                    yield Static(
-                        Text(
-                            "An image already on the Docker host or in a registry: "
-                            "nothing to build.",
-                            style="dim",
-                        ),
-                        classes="new-intro",
+                    yield _intro(
+                        "An image already on the Docker host or in a registry: nothing to build."
                     )
-                    yield _field(
-                        "name", Input(id="new-image-name", compact=True, classes="field-input"), ""
-                    )
-                    yield _field(
-                        "image",
-                        Input(
-                            placeholder="registry/repo:tag",
-                            id="new-image-ref",
-                            compact=True,
-                            classes="field-input -wide",
-                        ),
-                        "",
-                    )
-                    yield _field(
-                        "task",
-                        Select(
-                            [(t.value, t.value) for t in Task],
-                            value=Task.MODEL_CONVERSION.value,
-                            allow_blank=False,
-                            compact=True,
-                            id="new-image-task",
-                            classes="field-input",
-                        ),
-                        "",
-                    )
+                    yield _field("name", _text("new-image-name"))
+                    yield _field("image", _text("new-image-ref", "registry/repo:tag", wide=True))
+                    yield _field("task", _choice("new-image-task", Task, Task.MODEL_CONVERSION))
                     yield _field(
                         "target type",
-                        Select(
-                            [(t.value, t.value) for t in TargetType],
-                            value=TargetType.MODEL_VERSION.value,
-                            allow_blank=False,
-                            compact=True,
-                            id="new-image-target",
-                            classes="field-input",
-                        ),
-                        "",
+                        _choice("new-image-target", TargetType, TargetType.MODEL_VERSION),
                     )
                     yield _field(
                         "command",
-                        Input(
-                            placeholder="(optional: empty runs the image's own entrypoint)",
-                            id="new-image-command",
-                            compact=True,
-                            classes="field-input -wide",
+                        _text(
+                            "new-image-command",
+                            "(optional: empty runs the image's own entrypoint)",
+                            wide=True,
                         ),
-                        "",
                     )
                     yield _field(
                         "frameworks",
-                        Input(
-                            placeholder="onnx, openvino (empty: any)",
-                            id="new-image-frameworks",
-                            compact=True,
-                            classes="field-input",
-                        ),
+                        _text("new-image-frameworks", "onnx, openvino (empty: any)"),
                         "accepted, comma-separated",
                     )
             yield Static("", id="new-error")
@@ -293,7 +232,42 @@ class NewProcessingDialog(EngineAccess, ModalScreen[ProcessingView | None]):
         self.dismiss(None)
 
 
-def _field(label: str, widget: Widget, help_text: str) -> Vertical:
+def _intro(text: str) -> Static:
+    return Static(Text(text, style="dim"), classes="new-intro")
+
+
+def _text(
+    field_id: str,
+    placeholder: str = "",
+    *,
+    value: str = "",
+    wide: bool = False,
+    paths: bool = False,
+) -> Input:
+    """A one-line field; `paths`: completes folder paths (→)."""
+    return Input(
+        value=value,
+        placeholder=placeholder,
+        suggester=PathSuggester(folders_only=True) if paths else None,
+        id=field_id,
+        compact=True,
+        classes="field-input -wide" if wide else "field-input",
+    )
+
+
+def _choice(field_id: str, values: type[StrEnum], default: StrEnum) -> Select[str]:
+    """A pick among an enum's values."""
+    return Select(
+        [(v.value, v.value) for v in values],
+        value=default.value,
+        allow_blank=False,
+        compact=True,
+        id=field_id,
+        classes="field-input",
+    )
+
+
+def _field(label: str, widget: Widget, help_text: str = "") -> Vertical:
     field_id = widget.id or ""
     row = [Label(label, classes="field-label"), widget]
     if help_text:  # else the input takes the whole row (paths are long)
