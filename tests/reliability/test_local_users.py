@@ -112,6 +112,15 @@ def _listener(folder: Path, name: str, shared: Path) -> Iterator[Path]:
         p.wait(10)
 
 
+def _succeeded(out: subprocess.CompletedProcess[str]) -> bool:
+    return out.returncode == 0 and "succeeded" in out.stdout
+
+
+def _socket_lines(out: subprocess.CompletedProcess[str]) -> list[str]:
+    """What the command said about the control socket."""
+    return [ln for ln in out.stderr.splitlines() if "socket" in ln]
+
+
 def _launch_with_secret(cfg: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return run_cli(
         ["--config", str(cfg), "launch", "rel-probe", "m/v1", "-p", f"token={SECRET}", "--wait"],
@@ -152,10 +161,9 @@ def test_a_socket_folder_made_by_another_user_gets_nothing(
     with _listener(folder, _sock_name(db, shared_tmp), shared_tmp) as got:
         out = _launch_with_secret(cfg, env)
     received = got.read_bytes()
-    warning = [ln for ln in out.stderr.splitlines() if "socket" in ln]
+    warning = _socket_lines(out)
     ok = (
-        out.returncode == 0
-        and "succeeded" in out.stdout
+        _succeeded(out)
         and received == b""
         and len(warning) == 1
         and "belongs to uid 54321" in warning[0]
@@ -184,10 +192,9 @@ def test_a_listener_of_another_uid_in_our_own_folder_gets_nothing(
         os.rename(theirs / name, ours / name)
         out = _launch_with_secret(cfg, env)
     received = got.read_bytes()
-    warning = [ln for ln in out.stderr.splitlines() if "socket" in ln]
+    warning = _socket_lines(out)
     ok = (
-        out.returncode == 0
-        and "succeeded" in out.stdout
+        _succeeded(out)
         and SECRET.encode() not in received
         and b"launch" not in received
         and len(warning) == 1
