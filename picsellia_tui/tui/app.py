@@ -152,13 +152,19 @@ class PicselliaApp(App[None]):
 
     async def engine_await(self, fn: Callable[[Engine], Awaitable[T]]) -> T:
         """Call the engine from the UI loop (an async worker): the call runs in the
-        engine's loop and nothing here blocks; waits while the engine starts."""
+        engine's loop and nothing here blocks; waits while the engine starts.
+
+        A worker cancelled meanwhile (its view closed, a newer reload) stops waiting
+        but never cuts the call short: a service (create, save, remove, launch) is
+        done whole, as the engine decided, and only its answer is dropped."""
         if not self._engine_settled.is_set():
             await asyncio.to_thread(self._engine_settled.wait)
         handle = self.handle
         if handle is None or self._engine_closing:
             raise EngineUnavailable(self.engine_error or "the engine is not running")
-        return await asyncio.wrap_future(handle.submit(fn))
+        call = asyncio.wrap_future(handle.submit(fn))
+        call.add_done_callback(_retrieved)
+        return await asyncio.shield(call)
 
     def _start_engine(self) -> None:
         if self._starter is not None or self._engine_closing:
@@ -435,3 +441,10 @@ def engine_error_line(exc: BaseException) -> str:
     if isinstance(exc, EngineError | OSError | ValueError):
         return f"picsellia-tui: cannot open the workspace: {first_line(exc)}"
     return f"picsellia-tui: the engine did not start: {type(exc).__name__}: {first_line(exc)}"
+
+
+def _retrieved(call: asyncio.Future[Any]) -> None:
+    """An engine call whose waiter left: its error is nobody's to report (and
+    asyncio would print it to the terminal as never retrieved)."""
+    if not call.cancelled():
+        call.exception()
