@@ -33,7 +33,7 @@ from textual.worker import Worker
 
 from picsellia_tui.humanize import first_line
 from picsellia_tui.tui.keymap import GLOBAL_BINDINGS, ActionsProvider
-from picsellia_tui.tui.messages import EngineEvent, LaunchRequested, ShowJob
+from picsellia_tui.tui.messages import EngineEvent, LaunchRequested, RunViewAction, ShowJob
 from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.base import EngineUnavailable, report_worker_error
 from picsellia_tui.tui.widgets.format import Clock
@@ -351,6 +351,9 @@ class PicselliaApp(App[None]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def on_run_view_action(self, message: RunViewAction) -> None:
+        self.run_view_action(message.tab, message.selector, message.action)
 
     def run_view_action(self, tab: str | None, selector: str | None, action: str) -> None:
         """Run an action of a view (from the command palette): show its tab first."""

@@ -11,6 +11,8 @@ from rich.markup import escape
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from picsellia_tui.tui.messages import RunViewAction
+
 if TYPE_CHECKING:
     from textual.app import App
 
@@ -127,7 +129,6 @@ class PaletteEntry:
 def palette_entries(app: App[Any]) -> list[PaletteEntry]:
     """One command per action of every view (dialog-only keys excluded)."""
     out: list[PaletteEntry] = []
-    runner = getattr(app, "run_view_action", None)
     for s in sections():
         if s.tab is None and s.selector is not None:
             continue  # a dialog's keys: they work in the dialog only
@@ -143,8 +144,7 @@ def palette_entries(app: App[Any]) -> list[PaletteEntry]:
             help_text = escape(f"{b.tooltip or b.description}  (key: {key_label(b.key)})")
 
             def run(s: Section = s, action: str = b.action) -> None:
-                if runner is not None:
-                    runner(s.tab, s.selector, action)
+                app.post_message(RunViewAction(s.tab, s.selector, action))
 
             out.append(PaletteEntry(title, help_text, run))
     return out

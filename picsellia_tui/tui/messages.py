@@ -51,6 +51,17 @@ class ViewMounted(Message):
         self.tab = tab
 
 
+class RunViewAction(Message):
+    """Run a view's action (a command of the palette): `tab` shown first, the action
+    run on the first widget matching `selector` (None: on the app)."""
+
+    def __init__(self, tab: str | None, selector: str | None, action: str) -> None:
+        super().__init__()
+        self.tab = tab
+        self.selector = selector
+        self.action = action
+
+
 class ShowJob(Message):
     """Switch to the Jobs tab on this job (its latest run, log following)."""
 
