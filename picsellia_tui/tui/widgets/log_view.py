@@ -56,6 +56,18 @@ def compile_search(pattern: str) -> tuple[re.Pattern[str], str, bool, bool] | No
     return rx, pattern, regex, case_sensitive
 
 
+class _FromView(Message):
+    """A message of a LogView's: `control` is the view (`@on(..., "#id")` selects it)."""
+
+    def __init__(self, view: LogView) -> None:
+        super().__init__()
+        self.view = view
+
+    @property
+    def control(self) -> LogView:
+        return self.view
+
+
 class _Found(Message, bubble=False):
     """A background search is done (to its LogView): `line` matched, or None."""
 
@@ -121,52 +133,32 @@ class LogView(Vertical):
     search_pattern: reactive[str] = reactive("")
 
     # ---------------------------------------------------------------- messages
-    class Saved(Message):
+    class Saved(_FromView):
         """The log was written to `path` (`lines` lines)."""
 
         def __init__(self, view: LogView, path: Path, lines: int) -> None:
-            super().__init__()
-            self.view = view
+            super().__init__(view)
             self.path = path
             self.log_lines = lines
 
-        @property
-        def control(self) -> LogView:
-            return self.view
-
-    class SaveFailed(Message):
+    class SaveFailed(_FromView):
         def __init__(self, view: LogView, path: Path, error: str) -> None:
-            super().__init__()
-            self.view = view
+            super().__init__(view)
             self.path = path
             self.error = error
 
-        @property
-        def control(self) -> LogView:
-            return self.view
-
-    class FollowChanged(Message):
+    class FollowChanged(_FromView):
         def __init__(self, view: LogView, follow: bool) -> None:
-            super().__init__()
-            self.view = view
+            super().__init__(view)
             self.follow = follow
 
-        @property
-        def control(self) -> LogView:
-            return self.view
-
-    class SearchDone(Message):
+    class SearchDone(_FromView):
         """A search finished: `line` is the match shown, or None."""
 
         def __init__(self, view: LogView, pattern: str, line: int | None) -> None:
-            super().__init__()
-            self.view = view
+            super().__init__(view)
             self.pattern = pattern
             self.line = line
-
-        @property
-        def control(self) -> LogView:
-            return self.view
 
     # ---------------------------------------------------------------- setup
     def __init__(
