@@ -4,6 +4,7 @@ supervised; every app hears of every run's end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,12 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from textual.pilot import Pilot
 
 from picsellia_tui.engine.config import load_settings
 from picsellia_tui.engine.control_client import socket_path
@@ -98,42 +100,50 @@ def job_rows(app: PicselliaApp) -> list[str]:
     return [str(r.key.value) for r in table.ordered_rows]
 
 
-async def test_two_apps_share_one_engine_and_see_each_others_launches(shared: Shared) -> None:
+@contextlib.asynccontextmanager
+async def two_apps() -> AsyncIterator[tuple[PicselliaApp, Pilot[None], PicselliaApp, Pilot[None]]]:
+    """Two apps on the shared workspace (configured by the environment), each
+    with its engine ready; both leave the engine at the end."""
     first = PicselliaApp(settings=load_settings, frozen_time=True)
     second = PicselliaApp(settings=load_settings, frozen_time=True)
     try:
         async with first.run_test(size=SIZE) as p1, second.run_test(size=SIZE) as p2:
             await until(p1, lambda: first.engine_ready)
             await until(p2, lambda: second.engine_ready)
-            # Both are clients of the one background engine; neither runs its own.
-            assert isinstance(first.handle, RemoteHandle)
-            assert isinstance(second.handle, RemoteHandle)
-            assert first.handle.engine_id == second.handle.engine_id
-            # The engine logs "serving" after its socket answers: wait for the line.
-            await until(p1, lambda: len(shared.engines()) == 1)
-            await p1.press("3")
-            await p2.press("3")
-
-            async def launch(app: PicselliaApp, **params: Any) -> Any:
-                return await app.engine_await(lambda e: e.launch("test-copy", "m/v1", params))
-
-            job = await launch(first, lines=2, sleep=1)
-            # The other app shows it, and its end, without anyone refreshing it.
-            await until(p2, lambda: str(job.id) in job_rows(second))
-            await until(
-                p2,
-                lambda: any(f"Job {job.id} succeeded" in n.title for n in second._notifications),
-            )
-            other = await launch(second, fail=True)
-            await until(p1, lambda: str(other.id) in job_rows(first))
-            await until(
-                p1,
-                lambda: any(f"Job {other.id} failed" in n.title for n in first._notifications),
-            )
-            assert "succeeded" in screen_text(first) or "failed" in screen_text(first)
+            yield first, p1, second, p2
     finally:
         first.stop_engine()
         second.stop_engine()
+
+
+async def test_two_apps_share_one_engine_and_see_each_others_launches(shared: Shared) -> None:
+    async with two_apps() as (first, p1, second, p2):
+        # Both are clients of the one background engine; neither runs its own.
+        assert isinstance(first.handle, RemoteHandle)
+        assert isinstance(second.handle, RemoteHandle)
+        assert first.handle.engine_id == second.handle.engine_id
+        # The engine logs "serving" after its socket answers: wait for the line.
+        await until(p1, lambda: len(shared.engines()) == 1)
+        await p1.press("3")
+        await p2.press("3")
+
+        async def launch(app: PicselliaApp, **params: Any) -> Any:
+            return await app.engine_await(lambda e: e.launch("test-copy", "m/v1", params))
+
+        job = await launch(first, lines=2, sleep=1)
+        # The other app shows it, and its end, without anyone refreshing it.
+        await until(p2, lambda: str(job.id) in job_rows(second))
+        await until(
+            p2,
+            lambda: any(f"Job {job.id} succeeded" in n.title for n in second._notifications),
+        )
+        other = await launch(second, fail=True)
+        await until(p1, lambda: str(other.id) in job_rows(first))
+        await until(
+            p1,
+            lambda: any(f"Job {other.id} failed" in n.title for n in first._notifications),
+        )
+        assert "succeeded" in screen_text(first) or "failed" in screen_text(first)
     assert len(shared.engines()) == 1  # the apps left; the engine serves on until idle
 
 
