@@ -91,7 +91,8 @@ async def test_launch_dialog_offers_every_host_and_launches_on_the_one_picked(
             assert label in shown, shown
         await pilot.press("down", "enter")  # the one after the default: cluster
         await until(pilot, lambda: picker.value == "cluster")
-        assert "a Swarm service" in screen_text(app)
+        where = dialog.query_one("#launch-host-where")
+        await until(pilot, lambda: "Swarm picks the node" in str(where.render()))
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         job = hosts_ws.call(lambda e: e.job(1))

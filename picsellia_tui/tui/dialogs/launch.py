@@ -407,6 +407,7 @@ class LaunchDialog(EngineAccess, ModalScreen[JobView | None]):
             await form.remove_children()
             widgets: list[Widget] = []
             width = label_width([spec.name for spec in p.parameters])
+            self.query_one(HostPicker).align_label(width)
             if p.parameters:
                 widgets.append(Static(Text("parameters", style="bold"), classes="form-title"))
             for spec in p.parameters:

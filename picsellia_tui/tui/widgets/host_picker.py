@@ -32,8 +32,8 @@ def host_where(host: HostConfig) -> str:
     """The line beside the list: how the chosen host is reached and what a run is there."""
     where = "this machine's Docker" if host.url == "local" else host.url
     if host.kind == "swarm":
-        return f"{where} · a Swarm service, placed on a node by the swarm"
-    return f"{where} · a container"
+        return f"{where} · Swarm picks the node"
+    return where
 
 
 class HostPicker(Horizontal, EngineAccess):
@@ -49,6 +49,8 @@ class HostPicker(Horizontal, EngineAccess):
         width: 32;
     }
     HostPicker #launch-host-where {
+        width: 1fr;
+        height: auto;
         padding-left: 1;
         color: $text-muted;
     }
@@ -85,6 +87,10 @@ class HostPicker(Horizontal, EngineAccess):
             id="launch-host",
         )
         yield Static(Text(host_where(hosts[chosen])), id="launch-host-where")
+
+    def align_label(self, width: int) -> None:
+        """The form's label column (widened for long parameter names)."""
+        self.query_one(".field-label", Label).styles.width = width
 
     @on(Select.Changed, "#launch-host")
     def _changed(self, event: Select.Changed) -> None:
