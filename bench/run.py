@@ -31,6 +31,7 @@ TARGETS = {
     "scheduler": ("7", "bench.t7_scheduler", True),
     "picsellia-api": ("8", "bench.t8_picsellia_api", True),
     "reads": ("9", "bench.t9_reads", False),
+    "swarm": ("10", "bench.t10_swarm", True),
 }
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     for want in args.targets or list(TARGETS):
         match = [k for k, (num, _, _) in TARGETS.items() if want in (k, num)]
         if not match:
-            ap.error(f"unknown target {want!r}; choose from {', '.join(TARGETS)} or 1-9")
+            ap.error(f"unknown target {want!r}; choose from {', '.join(TARGETS)} or 1-10")
         chosen += match
     has_docker = docker_ok()
     print(machine(), flush=True)
