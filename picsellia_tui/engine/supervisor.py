@@ -266,6 +266,10 @@ class RunSupervisor:
                 pass
             code = state.exit_code if state and state.status == "exited" else None
             await self._fail(run_id, f"lost the run: {exc}", exit_code=code)
+            if ex.kind == "swarm":
+                # The run is over for us (its node lost, say): its service goes, so
+                # its task does not come back to life with the node.
+                await self._cleanup(ex, ref, failed=True)
             return
         finally:
             with anyio.CancelScope(shield=True):
