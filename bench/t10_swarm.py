@@ -115,7 +115,17 @@ async def measure(root: Path, reps: int) -> dict[str, list[tuple[float, float, f
             name="cluster", url="local", kind="swarm", api_url=f"http://{gw}:{free_port(gw)}"
         ),
     ]
-    settings = bench_settings(root, concurrency=2, hosts=hosts, default_host="local")
+    # Small reservations (and the same limits on both hosts): a node update re-counts
+    # a swarm's reservations and rejects a running task that no longer fits (moby
+    # #52652), which a shared test swarm sees.
+    settings = bench_settings(
+        root,
+        concurrency=2,
+        hosts=hosts,
+        default_host="local",
+        default_cpu=0.5,
+        default_memory="256m",
+    )
     got: dict[str, list[tuple[float, float, float]]] = {h.name: [] for h in hosts}
     async with Engine(settings, supervise=True) as e:
         ref = await seed(e, root)

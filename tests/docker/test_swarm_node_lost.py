@@ -35,7 +35,10 @@ pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.slow, pytest.ma
 
 @pytest.fixture
 def swarm_settings(tmp_path: Path, docker_client: Any, swarm: str, copy_image: str) -> Any:  # noqa: F811
-    return _settings(tmp_path, docker_client)
+    # Small reservations: the shared test swarm's node updates re-count them and
+    # reject a running task that no longer fits (moby #52652), a failure of its own.
+    settings = _settings(tmp_path, docker_client)
+    return settings.model_copy(update={"default_cpu": 0.25, "default_memory": "256m"})
 
 
 def _lines(log_path: str) -> list[str]:
@@ -62,7 +65,7 @@ async def _started_with_lines(e: Engine, tmp_path: Path, lines: int) -> tuple[An
         run = await e.run(run_id)
         return run if f"line {lines - 1}" in _lines(run.log_path) else None
 
-    return job, await _until("the run's lines stored", printed)
+    return job, await _until("the run's lines stored", printed, timeout=120)
 
 
 async def test_task_container_killed_behind_swarms_back_fails_with_the_lines(
