@@ -4,6 +4,7 @@ so scripted use stays cheap."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,19 +18,30 @@ __all__ = ["duration", "emit_json", "size", "table", "when"]
 
 def emit_json(data: Any) -> None:
     """Views (pydantic models) and plain namespaces (answers of a running engine)
-    print the same."""
-
-    def default(o: Any) -> Any:
-        if hasattr(o, "model_dump"):
-            return o.model_dump(mode="json")
-        if isinstance(o, SimpleNamespace):
-            return vars(o)
-        if isinstance(o, datetime):
-            return o.isoformat()
-        return str(o)
-
-    json.dump(data, sys.stdout, indent=2, default=default)
+    print the same. Always strict JSON: a non-finite number (NaN, +/-Infinity,
+    which rows stored before validation refused them may hold) prints as null,
+    as JavaScript's JSON.stringify and pydantic's JSON mode do."""
+    json.dump(_plain(data), sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _plain(o: Any) -> Any:
+    """`o` as JSON values only, non-finite floats as None."""
+    if o is None or isinstance(o, str | bool | int):
+        return o
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_plain(v) for v in o]
+    if hasattr(o, "model_dump"):
+        return _plain(o.model_dump(mode="json"))
+    if isinstance(o, SimpleNamespace):
+        return _plain(vars(o))
+    if isinstance(o, datetime):
+        return o.isoformat()
+    return str(o)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from picsellia_tui.engine.events import LogAppended, RunChanged
 from picsellia_tui.engine.executors.base import Executor, LogLine
 from picsellia_tui.engine.logcapture import LogSink, one_line_batches
-from picsellia_tui.engine.retry import with_host_retry
+from picsellia_tui.engine.retry import host_windows, with_host_retry
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.storage.domain import RunStatus
 from picsellia_tui.storage.logfile.record import Stream
@@ -72,9 +72,11 @@ async def capture_log(
         return one_line_batches(ex.follow_logs(ref, since_ns=since))
 
     followed_to_end = anyio.Event()
+    # The container exists: a host lost from here on is waited for.
+    window = host_windows(rt.settings, job.host).lost
 
     async def follow() -> None:
-        await with_host_retry(lambda: sink.follow(stream, by_counts=by_counts))
+        await with_host_retry(lambda: sink.follow(stream, by_counts=by_counts), window)
         followed_to_end.set()
 
     flushing = anyio.CancelScope()
@@ -87,7 +89,7 @@ async def capture_log(
         tg.start_soon(keep_flushing)
         async with anyio.create_task_group() as follow_tg:
             follow_tg.start_soon(follow)
-            exit_code: int = await with_host_retry(lambda: ex.wait(ref))
+            exit_code: int = await with_host_retry(lambda: ex.wait(ref), window)
             # A stream that hangs after the exit must not hang the run; one still
             # delivering (the backlog of a flood) is not cut while it makes progress.
             await _until_set_or_idle(followed_to_end, sink, DRAIN_GRACE_S)

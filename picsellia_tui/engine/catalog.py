@@ -33,6 +33,7 @@ from picsellia_tui.storage.domain import (
     ProcessingDefinition,
     RunStatus,
     Visibility,
+    stored_spec,
 )
 from picsellia_tui.storage.lightread import CATALOG_SYNCED_AT
 from picsellia_tui.storage.models import (
@@ -80,7 +81,7 @@ def definition_of(row: Processing) -> ProcessingDefinition:
             "command": row.command,
             "entrypoint": row.entrypoint,
             "output_mode": row.output_mode,
-            "parameters": row.parameters,
+            "parameters": [stored_spec(p) for p in row.parameters],
             "constraints": row.constraints,
             "build": row.build,
             "picsellia": row.picsellia,

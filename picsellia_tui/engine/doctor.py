@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from picsellia_tui.engine.config import Settings
+from picsellia_tui.engine.hostconfig import HostConfig
 from picsellia_tui.humanize import first_line
 
 
@@ -95,14 +96,10 @@ def diagnose(settings: Settings) -> Report:
     for host in settings.hosts:
         r = probe(host)
         if not r.reachable:
-            add(
-                Check(
-                    f"host {host.name}",
-                    False,
-                    f"{host.url}: {r.error}",
-                    "start dockerd, or fix the host's url / ssh access",
-                )
-            )
+            error = r.error or "unreachable"
+            # Connection errors name the url already; a daemon's answer may not.
+            said = error if host.url in error else f"{host.url}: {error}"
+            add(Check(f"host {host.name}", False, said, _unreachable_hint(host)))
             continue
         gpu = "nvidia runtime" if r.gpu_runtime else "no GPU runtime"
         add(
@@ -131,6 +128,15 @@ def diagnose(settings: Settings) -> Report:
             )
         )
     return report
+
+
+def _unreachable_hint(host: HostConfig) -> str:
+    if host.is_remote:
+        return (
+            f"check that {host.name} is up and reachable from here "
+            f"(connect_timeout = {host.connect_timeout:g} s), its url and your ssh/TLS access"
+        )
+    return "start dockerd, or fix the host's url"
 
 
 def _swarm_checks(host: Any, client: Any, defs: list[Any], add: Callable[[Check], None]) -> None:

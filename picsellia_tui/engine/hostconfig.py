@@ -34,6 +34,10 @@ class HostConfig(BaseModel):
     # Seconds to reach the host (TCP connect, ssh handshake). Kept short and apart
     # from read timeouts, which a build or a followed log needs long.
     connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    # Seconds a run whose host answered once (its container exists) keeps trying
+    # to reach it again after losing it (a daemon restart, an ssh drop) before the
+    # run fails with that reason. A run being started gets connect_timeout only.
+    reconnect_window: float = Field(default=90.0, ge=0, le=86400)
 
     @field_validator("url")
     @classmethod

@@ -26,14 +26,17 @@ import math
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import urllib.parse
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -63,6 +66,9 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 30.0
+# The first answer (the daemon's version, a ping) may take this long beyond the
+# host's connect_timeout: ssh authentication and the remote docker CLI starting.
+FIRST_ANSWER_MARGIN_S = 5.0
 _PLACEHOLDER_API = "1.41"  # replaced by the daemon's version right after construction
 MAX_POOL_SIZE = 32
 _SSH_SCHEME = "ssh://"
@@ -204,7 +210,9 @@ class _SSHTarget:
         return f"ssh-keyscan {port}{self.host} >> ~/.ssh/known_hosts"
 
 
-def _ssh_failure(target: _SSHTarget, rc: int, stderr: str) -> HostUnreachable:
+def _ssh_failure(
+    target: _SSHTarget, rc: int | None, stderr: str, connect_timeout: float | None = None
+) -> HostUnreachable:
     url = target.url
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
         return HostRefused(
@@ -228,7 +236,7 @@ def _ssh_failure(target: _SSHTarget, rc: int, stderr: str) -> HostUnreachable:
     if "Connection refused" in stderr:
         return HostUnreachable(f"{url}: ssh connection refused (is sshd listening there?)")
     if "timed out" in stderr:
-        return HostUnreachable(f"{url}: ssh connection timed out")
+        return HostUnreachable(_no_answer(url, connect_timeout))
     if "Could not resolve hostname" in stderr:
         return HostUnreachable(f"{url}: cannot resolve the host name")
     if rc == 127 or "command not found" in stderr or "docker: not found" in stderr:
@@ -245,6 +253,12 @@ def _ssh_failure(target: _SSHTarget, rc: int, stderr: str) -> HostUnreachable:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     last = lines[-1] if lines else f"ssh exited with status {rc}"
     return HostUnreachable(f"{url}: {one_line(last)}")
+
+
+def _no_answer(url: str, connect_timeout: float | None) -> str:
+    if connect_timeout is None:
+        return f"{url}: ssh connection timed out"
+    return f"{url}: no answer within {connect_timeout:g} s (connect_timeout)"
 
 
 def ssh_preflight(url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
@@ -269,7 +283,7 @@ def ssh_preflight(url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     except FileNotFoundError:
         raise HostUnreachable(f"{url}: no ssh client here (install openssh-client)") from None
     except subprocess.TimeoutExpired:
-        raise HostUnreachable(f"{url}: ssh connection timed out") from None
+        raise HostUnreachable(_no_answer(url, timeout)) from None
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise _ssh_failure(target, proc.returncode, stderr)
@@ -298,9 +312,12 @@ class _PipeRaw(io.RawIOBase):
             if not ready:
                 raise TimeoutError("timed out")
         try:
-            return os.readv(fd, [b])
+            n = os.readv(fd, [b])
         except OSError:
-            return 0
+            n = 0
+        if n == 0:
+            self._owner.at_eof = True
+        return n
 
 
 class _SSHFile(io.BufferedReader):
@@ -310,22 +327,34 @@ class _SSHFile(io.BufferedReader):
 class _SSHSocket:
     """Just enough of a socket for urllib3/http.client, over `ssh ... dial-stdio`."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], on_end: Callable[[_SSHEnd], None] | None = None) -> None:
         self._argv = argv
         self._timeout: float | None = None
+        self._on_end = on_end
+        self._stderr: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.at_eof = False  # ssh closed its output: it is ending by itself
 
     def connect(self) -> None:
         if _ENDING.is_set():
             raise OSError("the command is ending: no new ssh connection")
-        self.proc = subprocess.Popen(
-            self._argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            bufsize=0,
-        )
+        # ssh's stderr goes to an unnamed file, never to our terminal: when the
+        # connection fails, it says why (unknown host key, timeout, no docker CLI)
+        # without a second ssh handshake to ask.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        try:
+            self.proc = subprocess.Popen(
+                self._argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,
+                bufsize=0,
+            )
+        except BaseException:
+            self._stderr.close()
+            self._stderr = None
+            raise
         _LIVE_SSH.add(self.proc)
 
     def stdout_fd(self) -> int:
@@ -371,8 +400,13 @@ class _SSHSocket:
 
     def close(self) -> None:
         proc, self.proc = self.proc, None
+        err, self._stderr = self._stderr, None
         if proc is None:
             return
+        if self.at_eof:  # let it finish saying why (its status, its stderr)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+        ended_itself = proc.poll() is not None
         for stream in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError, ValueError):
                 if stream is not None:
@@ -387,6 +421,27 @@ class _SSHSocket:
                     proc.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=2)
+        if err is not None:
+            text = ""
+            with contextlib.suppress(OSError, ValueError):
+                size = err.seek(0, os.SEEK_END)
+                err.seek(max(0, size - _STDERR_KEPT))
+                text = err.read().decode("utf-8", "replace")
+            err.close()
+            if self._on_end is not None:
+                self._on_end(_SSHEnd(proc.returncode if ended_itself else None, text))
+
+
+_STDERR_KEPT = 16 * 1024  # the end of a failed ssh's stderr: where it says why
+
+
+@dataclass(frozen=True, slots=True)
+class _SSHEnd:
+    """How one ssh transport process ended: its status (None: we ended it) and
+    the end of what it wrote on stderr."""
+
+    returncode: int | None
+    stderr: str
 
 
 # Every ssh transport still running: they are in sessions of their own (a Ctrl-C
@@ -408,12 +463,19 @@ def end_ssh_transports() -> None:
 
 
 class _SSHConnection(urllib3.connection.HTTPConnection):
-    def __init__(self, *args: Any, ssh_argv: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        ssh_argv: list[str],
+        ssh_on_end: Callable[[_SSHEnd], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._ssh_argv = ssh_argv
+        self._ssh_on_end = ssh_on_end
 
     def _new_conn(self) -> Any:
-        sock = _SSHSocket(self._ssh_argv)
+        sock = _SSHSocket(self._ssh_argv, self._ssh_on_end)
         sock.connect()
         return sock
 
@@ -428,6 +490,7 @@ class _SSHAdapter(BaseHTTPAdapter):
         self._timeout = timeout
         self._max_pool_size = max_pool_size
         self._pool: _SSHConnectionPool | None = None
+        self.last_end: _SSHEnd | None = None  # the last ssh process that ended
         super().__init__()
 
     def get_connection(self, url: str | bytes, proxies: Any = None) -> _SSHConnectionPool:
@@ -437,11 +500,15 @@ class _SSHAdapter(BaseHTTPAdapter):
                 timeout=self._timeout,
                 maxsize=self._max_pool_size,
                 ssh_argv=self._argv,
+                ssh_on_end=self._ended,
             )
         return self._pool
 
     def request_url(self, request: Any, proxies: Any) -> str:
         return str(request.path_url)
+
+    def _ended(self, end: _SSHEnd) -> None:
+        self.last_end = end
 
     def close(self) -> None:
         super().close()
@@ -452,6 +519,8 @@ class _SSHAdapter(BaseHTTPAdapter):
 
 def _ssh_client(url: str, timeout: float, connect_timeout: float) -> docker.DockerClient:
     target = _SSHTarget.parse(url)
+    if shutil.which("ssh") is None:
+        raise HostUnreachable(f"{url}: no ssh client here (install openssh-client)")
     # Build the client on a placeholder URL with a fixed version (no request), then
     # route every request through our ssh adapter and ask the real API version.
     client = docker.DockerClient(
@@ -464,14 +533,30 @@ def _ssh_client(url: str, timeout: float, connect_timeout: float) -> docker.Dock
     adapter = _SSHAdapter(argv, timeout, MAX_POOL_SIZE)
     install_transport(client.api, adapter, "http+docker://ssh")
     try:
-        set_server_version(client.api)
+        with _first_contact(client.api, connect_timeout):
+            set_server_version(client.api)
     except Exception as exc:
-        client.close()
-        # The transport keeps ssh's stderr off the terminal: ask ssh again, in the
-        # open, to say what went wrong (unknown host key, auth, no docker CLI...).
-        ssh_preflight(url, connect_timeout)
-        raise describe_error(exc, url) from None
+        client.close()  # ends the ssh process; its stderr says what went wrong
+        end = adapter.last_end
+        if end is not None and end.returncode not in (None, 0):
+            raise _ssh_failure(target, end.returncode, end.stderr, connect_timeout) from None
+        err = describe_error(exc, url)
+        if "timed out" in str(err):
+            raise HostUnreachable(_no_answer(url, connect_timeout)) from None
+        raise err from None
     return client
+
+
+@contextlib.contextmanager
+def _first_contact(api: Any, connect_timeout: float) -> Iterator[None]:
+    """The first requests to a host (its version, a ping) wait about its
+    connect_timeout, not the client's read timeout (a build's is 30 minutes)."""
+    saved = api.timeout
+    api.timeout = connect_timeout + FIRST_ANSWER_MARGIN_S
+    try:
+        yield
+    finally:
+        api.timeout = saved
 
 
 # ----------------------------------------------------------------------------- connect
@@ -546,12 +631,13 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
                 max_pool_size=MAX_POOL_SIZE,
                 version=_PLACEHOLDER_API,
             )
-        if host.scheme != "ssh" and client.api.base_url != "http+docker://ssh":
-            # Built with a placeholder version (no request yet): pin TLS first, then
-            # ask the daemon for its API version, like docker-py's "auto".
-            _pin_tls_verify(client)
-            set_server_version(client.api)
-        client.ping()
+        with _first_contact(client.api, reach):
+            if host.scheme != "ssh" and client.api.base_url != "http+docker://ssh":
+                # Built with a placeholder version (no request yet): pin TLS first,
+                # then ask the daemon for its API version, like docker-py's "auto".
+                _pin_tls_verify(client)
+                set_server_version(client.api)
+            client.ping()
         return client
     except HostUnreachable:
         if client is not None:
@@ -562,6 +648,8 @@ def connect(host: HostConfig, timeout: float = DEFAULT_TIMEOUT) -> docker.Docker
             with contextlib.suppress(Exception):
                 client.close()
         err = describe_error(exc, host)
+        if isinstance(err, HostUnreachable) and _reason(exc) == "timed out":
+            err = HostUnreachable(f"{host.url}: no answer within {reach:g} s (connect_timeout)")
         if not isinstance(err, HostUnreachable):
             err = HostUnreachable(str(err))
         raise err from None

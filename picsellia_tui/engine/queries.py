@@ -16,7 +16,7 @@ from picsellia_tui.engine.views import (
     RunView,
     VersionView,
 )
-from picsellia_tui.storage.domain import Constraints, ParamSpec, RunStatus
+from picsellia_tui.storage.domain import Constraints, ParamSpec, RunStatus, stored_spec
 from picsellia_tui.storage.models import (
     Job,
     Model,
@@ -71,7 +71,7 @@ def processing_view(row: Processing, names: Names) -> ProcessingView:
         output_mode=row.output_mode,
         # A secret's default (older definitions allowed one) is never shown.
         parameters=[
-            ParamSpec.model_validate({**p, "default": None} if p.get("secret") else p)
+            ParamSpec.model_validate(stored_spec({**p, "default": None} if p.get("secret") else p))
             for p in row.parameters
         ],
         constraints=Constraints.model_validate(row.constraints),
@@ -217,7 +217,10 @@ def single_run_view(s: Session, r: Run, names: Names) -> RunView:
 
 def job_view(s: Session, j: Job, names: Names, runs: bool = False) -> JobView:
     assert j.id is not None
-    specs = [ParamSpec.model_validate(p) for p in j.processing_snapshot.get("parameters", [])]
+    specs = [
+        ParamSpec.model_validate(stored_spec(p))
+        for p in j.processing_snapshot.get("parameters", [])
+    ]
     run_views = []
     if runs:
         run_views = run_history(s, j.id, names)

@@ -20,11 +20,11 @@ from picsellia_tui.engine import queries
 from picsellia_tui.engine.capture import capture_log
 from picsellia_tui.engine.errors import EngineError
 from picsellia_tui.engine.events import RunChanged, VersionCreated
-from picsellia_tui.engine.executors.base import Executor, ExecutorError
+from picsellia_tui.engine.executors.base import Executor, ExecutorError, HostUnreachable
 from picsellia_tui.engine.ingest import ingest_outputs
 from picsellia_tui.engine.logtext import strip_ansi
 from picsellia_tui.engine.picsellia_api.runs import uses_api
-from picsellia_tui.engine.retry import with_host_retry
+from picsellia_tui.engine.retry import host_windows, with_host_retry
 from picsellia_tui.engine.runspec import build_spec
 from picsellia_tui.engine.runtime import Runtime
 from picsellia_tui.humanize import first_line
@@ -135,15 +135,27 @@ class RunSupervisor:
             return
         ex = self.rt.executor(job.executor, job.host)
         key = self._run_key(run_id)
-        ref = run.ref or await with_host_retry(lambda: ex.find(key))
-        if run.status == RunStatus.PENDING.value:
+        win = host_windows(self.rt.settings, job.host)
+        # A run not started yet gets its host's connect_timeout to reach it (a
+        # host that is down fails it at once, saying so); one whose container
+        # exists waits out a lost host for the longer reconnect window.
+        pending = run.status == RunStatus.PENDING.value
+        reach = win.start if pending else win.lost
+        try:
+            ref = run.ref or await with_host_retry(lambda: ex.find(key), reach)
+        except HostUnreachable as exc:
+            if not pending:
+                raise
+            await self._fail(run_id, self._unreachable(job, exc))
+            return
+        if pending:
             if ref is not None and run.ref is None:
                 # Left by an engine that died while starting it. Created but never
                 # started: start afresh (not "created but never started" forever).
                 left = ref
-                state = await with_host_retry(lambda: ex.inspect(left))
+                state = await with_host_retry(lambda: ex.inspect(left), win.start)
                 if state.status == "created":
-                    await with_host_retry(lambda: ex.remove(left))
+                    await with_host_retry(lambda: ex.remove(left), win.start)
                     ref = None
             if run.cancel_requested and ref is None:
                 await self._transition(run_id, RunStatus.KILLED, "cancelled before it started")
@@ -155,14 +167,15 @@ class RunSupervisor:
                     return
             started = "container started"
             if ex.kind == "swarm":
-                node = (await with_host_retry(lambda: ex.inspect(ref))).node
+                node = (await with_host_retry(lambda: ex.inspect(ref), win.lost)).node
                 started = f"{queries.NODE_REASON}{node or '?'}"
             if not await self._transition(run_id, RunStatus.RUNNING, started, ref=ref):
                 await self._stop_unrecorded(run_id)  # cancelled while we started it
                 return
             if run.cancel_requested and not started_here:
                 # Cancelled while its engine died starting it: the kill never reached it.
-                await with_host_retry(lambda: ex.kill(ref, self.rt.settings.cancel_grace_seconds))
+                grace = self.rt.settings.cancel_grace_seconds
+                await with_host_retry(lambda: ex.kill(ref, grace), win.lost)
         elif ref is None:
             await self._fail(
                 run_id,
@@ -171,7 +184,7 @@ class RunSupervisor:
             return
         elif run.ref is None:
             await self.rt.db(self.rt.write(lambda s: _set_ref(s, run_id, ref)))
-        state = await with_host_retry(lambda: ex.inspect(ref))
+        state = await with_host_retry(lambda: ex.inspect(ref), win.lost)
         if state.status == "missing":
             await self._fail(
                 run_id, f"its {_what(job.executor)} vanished: {ref} no longer exists on {job.host}"
@@ -194,7 +207,8 @@ class RunSupervisor:
             # build), or the digest a re-run pinned; the run records what it ran.
             image = run.image_ref or job.image_ref
             digest = await with_host_retry(
-                lambda: ex.resolve_image(image, processing=job.processing_name)
+                lambda: ex.resolve_image(image, processing=job.processing_name),
+                host_windows(self.rt.settings, job.host).start,
             )
             if ex.kind in ("docker", "swarm"):
                 await self.rt.db(self.rt.write(lambda s: _set_digest(s, run.id or 0, digest)))
@@ -215,9 +229,16 @@ class RunSupervisor:
                 spec, on_pending=lambda why: self._pending_reason(run_id, job.id or 0, why)
             )
             return await ex.start(spec)
+        except HostUnreachable as exc:
+            await self._fail(run.id, self._unreachable(job, exc))
+            return None
         except (ExecutorError, EngineError) as exc:
             await self._fail(run.id, first_line(exc))
             return None
+
+    def _unreachable(self, job: Job, exc: HostUnreachable) -> str:
+        """Why a run could not start on its host, naming the host as configured."""
+        return first_line(f"cannot reach host {job.host}: {exc}")
 
     def _listen(self, job: Job) -> tuple[str, int] | None:
         """Where a cluster's tasks reach the engine's API (a swarm host's)."""

@@ -6,6 +6,7 @@ row and a job's frozen snapshot all speak the same types.
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -118,6 +119,18 @@ def check_text(value: str, what: str, *, newlines: bool = True) -> str:
     if bad:
         raise ValueError(f"{what} holds a control character ({bad.group()!r}); remove it")
     return value
+
+
+def stored_spec(p: dict[str, Any]) -> dict[str, Any]:
+    """A parameter spec as any version stored it, ready for ParamSpec: a bound that
+    is not a finite number (NaN, +/-Infinity, accepted before validation refused
+    them) bounds nothing, as it did then (every comparison with NaN is false)."""
+    out = dict(p)
+    for k in ("min", "max"):
+        v = out.get(k)
+        if isinstance(v, float) and not math.isfinite(v):
+            out[k] = None
+    return out
 
 
 class ParamSpec(BaseModel):

@@ -18,6 +18,7 @@ light module): the command line's read path must stay light (checked with
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -69,7 +70,12 @@ def _json(value: str | None, default: Any) -> Any:
 
 
 def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
+    """A stored number; a non-finite one (stored before validation refused it)
+    is None, as the engine's views read it (domain.stored_spec)."""
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
 
 
 def param_spec(p: dict[str, Any]) -> Row:
