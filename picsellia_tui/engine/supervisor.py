@@ -146,7 +146,7 @@ class RunSupervisor:
         except HostUnreachable as exc:
             if not pending:
                 raise
-            await self._fail(run_id, self._unreachable(job, exc))
+            await self._fail(run_id, self._unreachable(run_id, job, exc))
             return
         if pending:
             if ref is not None and run.ref is None:
@@ -230,15 +230,18 @@ class RunSupervisor:
             )
             return await ex.start(spec)
         except HostUnreachable as exc:
-            await self._fail(run.id, self._unreachable(job, exc))
+            await self._fail(run.id, self._unreachable(run.id, job, exc))
             return None
         except (ExecutorError, EngineError) as exc:
             await self._fail(run.id, first_line(exc))
             return None
 
-    def _unreachable(self, job: Job, exc: HostUnreachable) -> str:
-        """Why a run could not start on its host, naming the host as configured."""
-        return first_line(f"cannot reach host {job.host}: {exc}")
+    def _unreachable(self, run_id: int, job: Job, exc: HostUnreachable) -> str:
+        """Why a run could not start on its host, naming the host as configured
+        (said in the engine's log too)."""
+        reason = first_line(f"cannot reach host {job.host}: {exc}")
+        log.warning("run %s failed: %s", run_id, reason)
+        return reason
 
     def _listen(self, job: Job) -> tuple[str, int] | None:
         """Where a cluster's tasks reach the engine's API (a swarm host's)."""
