@@ -6,6 +6,7 @@ stays in blobs/tmp."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -18,7 +19,6 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.errors import InvalidInput
-from picsellia_tui.storage.blobs import BlobStore
 from tests.reliability.helpers import (
     Tally,
     cli_env,
@@ -85,26 +85,57 @@ def test_an_import_over_the_quota_is_refused(tmp_path: Path, tally: Tally) -> No
     assert ok, out.stderr
 
 
-def _hook_reads(monkeypatch: pytest.MonkeyPatch, on_first_read: Any) -> None:
-    """Call on_first_read() after the first chunk of the first file is read."""
-    orig = BlobStore._stage_stream
-    calls = {"n": 0}
+def _hook_reads(monkeypatch: pytest.MonkeyPatch, target: Path, on_first_read: Any) -> None:
+    """Call on_first_read() once the import has read its first chunk of `target`.
+    Hooked at io.open, which every way of opening a file for reading goes through
+    (Path.open, open, os.fdopen), so the test does not depend on the store's own
+    functions (it must fail on code that had other ones)."""
+    orig_open = io.open
+    st = target.stat()
+    want = (st.st_dev, st.st_ino)
+    fired = {"done": False}
 
-    def hooked(self: BlobStore, src: Any, limit: int | None = None) -> Any:
-        class Reader:
-            first = True
+    class Reader:
+        def __init__(self, f: Any) -> None:
+            self._f = f
 
-            def read(self, n: int) -> bytes:
-                data: bytes = src.read(n)
-                if self.first and calls["n"] == 1:
-                    on_first_read()
-                self.first = False
-                return data
+        def read(self, *args: Any) -> bytes:
+            data: bytes = self._f.read(*args)
+            if not fired["done"]:
+                fired["done"] = True
+                on_first_read()
+            return data
 
-        calls["n"] += 1
-        return orig(self, Reader(), limit)
+        def readinto(self, b: Any) -> int:
+            n: int = self._f.readinto(b)
+            if not fired["done"]:
+                fired["done"] = True
+                on_first_read()
+            return n
 
-    monkeypatch.setattr(BlobStore, "_stage_stream", hooked)
+        def __enter__(self) -> Reader:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self._f.close()
+
+        def __iter__(self) -> Any:
+            return iter(self._f)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._f, name)
+
+    def hooked_open(file: Any, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        f = orig_open(file, mode, *args, **kw)
+        if "r" not in mode or "b" not in mode or fired["done"]:
+            return f
+        try:
+            got = os.fstat(f.fileno())
+        except (OSError, ValueError, AttributeError):
+            return f
+        return Reader(f) if (got.st_dev, got.st_ino) == want else f
+
+    monkeypatch.setattr(io, "open", hooked_open)
 
 
 @pytest.mark.parametrize("change", ["truncated", "grown", "deleted from the folder"])
@@ -119,11 +150,16 @@ async def test_a_file_changing_while_imported_is_refused_whole(
     other = folder / "b-other.bin"
     other.write_bytes(b"second file")
     if change == "truncated":
-        _hook_reads(monkeypatch, lambda: os.truncate(big, 1024 * 1024 + 10))
+        _hook_reads(monkeypatch, big, lambda: os.truncate(big, 1024 * 1024 + 10))
     elif change == "grown":
-        _hook_reads(monkeypatch, lambda: big.open("ab").write(b"more" * 1000))
+
+        def grow() -> None:
+            with big.open("ab") as f:
+                f.write(b"more" * 1000)
+
+        _hook_reads(monkeypatch, big, grow)
     else:
-        _hook_reads(monkeypatch, other.unlink)
+        _hook_reads(monkeypatch, big, other.unlink)
     async with Engine(s) as e:
         exc = await expect_refusal_async(
             tally, AREA,
