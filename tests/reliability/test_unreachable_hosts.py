@@ -1,8 +1,10 @@
 """Hosts that do not answer (issue 16, item 6): an ssh host whose port accepts and
 then says nothing (a black hole), a tcp:// host that never completes the TCP
-handshake. A command fails within the host's `connect_timeout` (not a build's 30
-minutes) with one line, and no `ssh` process outlives it, even when it is killed
-while still connecting."""
+handshake. A command (`launch` with or without `--wait`, `processings build`,
+`doctor`) fails within the host's `connect_timeout` (not a build's 30 minutes, nor
+the 90 s window kept for a host lost mid-run) after one attempt, with one line
+naming the host and the reason, and no `ssh` process outlives it, even when it is
+killed while still connecting."""
 
 from __future__ import annotations
 
