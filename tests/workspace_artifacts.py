@@ -45,7 +45,7 @@ def workspace_ids_under(root: Path) -> set[str]:
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # container, network, image, volume
+    kind: str  # service, container, network, image, volume
     ref: str  # what the API removes it by: id (name for a volume)
     name: str
     workspace: str
@@ -58,14 +58,29 @@ def _workspace(labels: dict[str, str] | None) -> str:
     return (labels or {}).get(WORKSPACE_LABEL, "")
 
 
+def _services(api: Any, only: dict[str, str]) -> list[dict[str, Any]]:
+    """The Swarm services (none when the daemon is not a Swarm manager)."""
+    import docker.errors
+
+    try:
+        return list(api.services(filters=only))
+    except docker.errors.APIError:
+        return []
+
+
 def workspace_artifacts(client: Any, ids: set[str]) -> list[Artifact]:
-    """What the Docker host holds for these workspaces: containers (any state),
-    networks, images and volumes labelled with one of the ids."""
+    """What the Docker host holds for these workspaces: Swarm services (a run on a
+    cluster), containers (any state), networks, images and volumes labelled with one
+    of the ids."""
     if not ids:
         return []
     api = client.api
     only = {"label": WORKSPACE_LABEL}  # one list call per kind, filtered by id here
     found: list[Artifact] = []
+    for svc in _services(api, only):
+        spec = svc.get("Spec") or {}
+        if (ws := _workspace(spec.get("Labels"))) in ids:
+            found.append(Artifact("service", svc["ID"], spec.get("Name", svc["ID"][:12]), ws))
     for c in api.containers(all=True, filters=only):
         if (ws := _workspace(c.get("Labels"))) in ids:
             name = (c.get("Names") or [c["Id"][:12]])[0].lstrip("/")
@@ -84,12 +99,14 @@ def workspace_artifacts(client: Any, ids: set[str]) -> list[Artifact]:
 
 
 def remove_artifacts(client: Any, artifacts: list[Artifact]) -> None:
-    """Remove them, containers first (a network, image or volume in use by one
-    cannot go before it). What is already gone is fine."""
+    """Remove them, services first (a service would start its task's container
+    again), then containers (a network, image or volume in use by one cannot go
+    before it). What is already gone is fine."""
     import docker.errors
 
     api = client.api
     remove = {
+        "service": api.remove_service,
         "container": lambda ref: api.remove_container(ref, force=True, v=True),
         "network": api.remove_network,
         "image": lambda ref: api.remove_image(ref, force=True),
