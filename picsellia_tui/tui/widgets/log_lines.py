@@ -11,6 +11,7 @@ import re
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from rich.cells import cell_len
@@ -83,23 +84,15 @@ def _wrap_geometry(width: int, prefix: int) -> tuple[int, int]:
     return prefix, width - prefix
 
 
+@dataclass
 class _Measured(Message, bubble=False):
     """A background measure of a big log's row offsets is done (to its LogLines)."""
 
-    def __init__(
-        self,
-        worker: Worker[None],
-        reader: LogReader,
-        key: tuple[int, bool],
-        cum: array[int],
-        top: int,
-    ) -> None:
-        super().__init__()
-        self.worker = worker
-        self.reader = reader
-        self.key = key  # (width, timestamps) measured for
-        self.cum = cum
-        self.top = top
+    worker: Worker[None]
+    reader: LogReader
+    key: tuple[int, bool]  # (width, timestamps) measured for
+    cum: array[int]
+    top: int
 
 
 class LogLines(ScrollView, can_focus=True):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import events, on, work
@@ -68,25 +69,16 @@ class _FromView(Message):
         return self.view
 
 
+@dataclass
 class _Found(Message, bubble=False):
     """A background search is done (to its LogView): `line` matched, or None."""
 
-    def __init__(
-        self,
-        worker: Worker[None],
-        reader: LogReader,
-        search: tuple[re.Pattern[str], str, bool, bool],
-        line: int | None,
-        wrapped: bool,
-        backwards: bool,
-    ) -> None:
-        super().__init__()
-        self.worker = worker
-        self.reader = reader
-        self.search = search
-        self.line = line
-        self.wrapped = wrapped
-        self.backwards = backwards
+    worker: Worker[None]
+    reader: LogReader
+    search: tuple[re.Pattern[str], str, bool, bool]
+    line: int | None
+    wrapped: bool
+    backwards: bool
 
 
 class LogView(Vertical):
