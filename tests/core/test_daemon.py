@@ -55,7 +55,7 @@ def final(ws: Workspace, job_id: int) -> bool:
 def test_a_launch_with_no_engine_ends_truthfully_with_no_one_watching(ws: Workspace) -> None:
     """The command returns as the run starts; the background engine it started
     records the end, the outputs and the whole log."""
-    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=3", "-p", "sleep=1", importtime=True)
+    r = ws.cli("launch", "test-copy", "m/v1", "-p", "lines=3", "-p", "sleep=4", importtime=True)
     assert r.returncode == 0, r.stderr
     assert heavy_imports(r.stderr) == set()
     assert json.loads(ws.cli("jobs", "list", "--json").stdout)[0]["status"] == "running"
