@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,33 @@ def remove_artifacts(client: Any, artifacts: list[Artifact]) -> None:
     }
     order = list(remove)
     for a in sorted(artifacts, key=lambda a: order.index(a.kind)):
+        if a.kind == "network":
+            _remove_network(api, a)
+            continue
         with contextlib.suppress(docker.errors.NotFound):
             remove[a.kind](a.ref)
+
+
+def _remove_network(api: Any, a: Artifact, timeout_s: float = 20.0) -> None:
+    """An attachable swarm network that a standalone container used is removed
+    twice: the first removal takes the node's copy, the swarm's stays (and says
+    "not found" for a moment). Removed until its name is no longer listed."""
+    import docker.errors
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            api.remove_network(a.ref)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 404 and "not found" not in str(exc.explanation or ""):
+                raise
+        left = [n for n in api.networks(names=[a.name]) if n.get("Name") == a.name]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"network {a.name} could not be removed")
+        a = Artifact(a.kind, str(left[0]["Id"]), a.name, a.workspace)
+        time.sleep(0.2)
 
 
 def remove_workspace_artifacts(client: Any, ids: set[str]) -> list[Artifact]:

@@ -35,6 +35,7 @@ from picsellia_tui.storage.logfile.writer import LogWriter
 from picsellia_tui.storage.models import Job, ModelVersion, Run, VersionFile
 
 log = logging.getLogger("picsellia_tui.engine")
+CLEANUP_S = 60.0  # removing what a finished run leaves, at most
 
 
 class RunSupervisor:
@@ -289,11 +290,13 @@ class RunSupervisor:
             except ExecutorError:
                 pass
             code = state.exit_code if state and state.status == "exited" else None
-            await self._fail(run_id, f"lost the run: {exc}", exit_code=code)
-            if ex.kind == "swarm":
-                # The run is over for us (its node lost, say): its service goes, so
-                # its task does not come back to life with the node.
-                await self._cleanup(ex, ref, failed=True)
+            with anyio.CancelScope(shield=True):
+                await self._fail(run_id, f"lost the run: {exc}", exit_code=code)
+                if ex.kind == "swarm":
+                    # The run is over for us (its node lost, its task rejected):
+                    # its service goes, so its task does not come back to life
+                    # with the node, and its files folder with it.
+                    await self._cleanup(ex, ref, failed=True)
             return
         finally:
             with anyio.CancelScope(shield=True):
@@ -335,6 +338,51 @@ class RunSupervisor:
         api_note = await self.rt.api.disagreement(run_id, exit_code) if uses_api(job) else None
         summary = "; ".join(n for n in (log_note, api_note) if n) or None
         oom, times = await self._exec_state(ex, ref)
+        mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
+        dest: Path | None = None
+        refused: Exception | None = None
+        if not run.cancel_requested and exit_code == 0 and mode != OutputMode.NONE.value:
+            dest = self.rt.ws.scratch_dir / f"outputs-{run_id}-{uuid.uuid4().hex[:6]}"
+            try:
+                await ex.collect_outputs(ref, dest, self.rt.settings.output_quota_bytes)
+            except ExecutorError as exc:
+                refused = exc
+            except Exception as exc:  # outputs are the run's code's: never an engine error
+                log.exception("run %s: outputs could not be taken", run_id)
+                refused = EngineError(f"{type(exc).__name__}: {str(exc)[:200]}")
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.rt.db(lambda: shutil.rmtree(dest, ignore_errors=True))
+                raise
+        # From here the run gets its final status, then what it leaves is removed:
+        # an engine that stops meanwhile (idle exit, Ctrl-C, an app or a command
+        # that ends) waits for both. Cancelled in between, the status was written
+        # and the service, container or files folder stayed for good (nothing
+        # looks at a final run again).
+        with anyio.CancelScope(shield=True):
+            await self._settle(
+                run, job, ex, ref, exit_code, log_note, summary, oom, times, mode, dest, refused
+            )
+
+    async def _settle(
+        self,
+        run: Run,
+        job: Job,
+        ex: Executor,
+        ref: str,
+        exit_code: int,
+        log_note: str | None,
+        summary: str | None,
+        oom: bool,
+        times: dict[str, Any],
+        mode: str,
+        dest: Path | None,
+        refused: Exception | None,
+    ) -> None:
+        """The final status, then the cleanup (shielded by the caller)."""
+        assert run.id is not None
+        run_id = run.id
+        keep = bool(log_note)
         if run.cancel_requested:
             await self._transition(
                 run_id,
@@ -344,7 +392,7 @@ class RunSupervisor:
                 error_summary="cancelled by the user" + (f"; {log_note}" if log_note else ""),
                 **times,
             )
-            await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
+            await self._cleanup(ex, ref, failed=False, keep=keep)
             return
         if exit_code != 0:
             note = f" ({summary})" if summary else ""
@@ -354,10 +402,9 @@ class RunSupervisor:
                 limit = cons.get("memory") or self.rt.settings.default_memory
                 reason = f"killed: out of memory (limit {limit})"
             await self._fail(run_id, f"{reason}{note}", exit_code=exit_code, **times)
-            await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
+            await self._cleanup(ex, ref, failed=True, keep=keep)
             return
-        mode = job.processing_snapshot.get("output_mode", OutputMode.NONE.value)
-        if mode == OutputMode.NONE.value:
+        if dest is None:
             # A processing using the Picsellia API makes its versions itself: the
             # run's output is the last one it created.
             made = await self.rt.api.created_version(run, job) if uses_api(job) else None
@@ -370,41 +417,45 @@ class RunSupervisor:
                 **({"output_version_id": made} if made is not None else {}),
                 **times,
             )
-            await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
+            await self._cleanup(ex, ref, failed=False, keep=keep)
             return
-        dest = self.rt.ws.scratch_dir / f"outputs-{run_id}-{uuid.uuid4().hex[:6]}"
-        refused: Exception | None = None
         version = None
-        try:
-            await ex.collect_outputs(ref, dest, self.rt.settings.output_quota_bytes)
-            rt = self.rt
-            version = await rt.db(
-                lambda: ingest_outputs(rt.ws, rt.engine_id, run_id, job, dest, mode, summary, times)
-            )
-        except (ExecutorError, EngineError) as exc:
-            refused = exc
-        except Exception as exc:  # outputs are the run's code's: never an engine error
-            log.exception("run %s: outputs could not be taken", run_id)
-            refused = EngineError(f"{type(exc).__name__}: {str(exc)[:200]}")
-        finally:
-            # Gone before the final status is written: nothing half-kept after it.
-            await self.rt.db(lambda: shutil.rmtree(dest, ignore_errors=True))
+        if refused is None:
+            try:
+                rt = self.rt
+                version = await rt.db(
+                    lambda: ingest_outputs(
+                        rt.ws, rt.engine_id, run_id, job, dest, mode, summary, times
+                    )
+                )
+            except EngineError as exc:
+                refused = exc
+            except Exception as exc:  # outputs are the run's code's: never an engine error
+                log.exception("run %s: outputs could not be taken", run_id)
+                refused = EngineError(f"{type(exc).__name__}: {str(exc)[:200]}")
+        # Gone before the final status is written: nothing half-kept after it.
+        await self.rt.db(lambda: shutil.rmtree(dest, ignore_errors=True))
         if refused is not None:
             await self._fail(run_id, f"outputs refused: {refused}", exit_code=0, **times)
-            await self._cleanup(ex, ref, failed=True, keep=bool(log_note))
+            await self._cleanup(ex, ref, failed=True, keep=keep)
             return
         if version is not None:
             self.rt.events.publish(VersionCreated(*version))
         self.rt.events.publish(RunChanged(run_id, job.id or 0, RunStatus.SUCCEEDED.value))
-        await self._cleanup(ex, ref, failed=False, keep=bool(log_note))
+        await self._cleanup(ex, ref, failed=False, keep=keep)
 
     async def _cleanup(self, ex: Executor, ref: str, failed: bool, keep: bool = False) -> None:
+        """Remove what the run leaves (container, service, files folder), at most
+        CLEANUP_S: a host that stops answering must not hold an engine that stops."""
         if keep or (failed and self.rt.settings.keep_failed_containers):
             return
-        try:
-            await ex.remove(ref)
-        except ExecutorError as exc:
-            log.warning("could not remove %s: %s", ref, exc)
+        with anyio.move_on_after(CLEANUP_S) as scope:
+            try:
+                await ex.remove(ref)
+            except ExecutorError as exc:
+                log.warning("could not remove %s: %s", ref, exc)
+        if scope.cancelled_caught:
+            log.warning("could not remove %s in %g s; it stays", ref, CLEANUP_S)
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,86 +26,23 @@ import pytest
 
 from picsellia_tui.engine.core import Engine
 from picsellia_tui.engine.executors.swarm_executor import service_spec_mounts
-from picsellia_tui.engine.hosts import HostConfig
 from picsellia_tui.storage.logfile.reader import LogReader
-from tests.core.helpers import make_settings, model_file
+from tests.core.helpers import model_file
+from tests.docker.swarm_env import ROOT, as_async, copy_image, swarm
+from tests.docker.swarm_env import run_containers as _containers
+from tests.docker.swarm_env import services as _services
+from tests.docker.swarm_env import swarm_settings_for as _settings
+from tests.docker.swarm_env import wait_for as _wait_for
+
+__all__ = ["copy_image", "swarm"]  # session fixtures of swarm_env, used here
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "picsellia-tui/test-copy:1.0.0"
 NODE_LABEL = "ptui-test-swarm-ready"
-
-
-@pytest.fixture(scope="session")
-def swarm(docker_client: Any) -> str:
-    """This daemon as a Swarm manager; returns its node id. Left in swarm mode."""
-    info = docker_client.info()
-    if (info.get("Swarm") or {}).get("LocalNodeState") != "active":
-        subprocess.run(
-            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
-            check=True,
-            capture_output=True,
-        )
-        info = docker_client.info()
-    swarm = info.get("Swarm") or {}
-    if not swarm.get("ControlAvailable"):
-        pytest.skip("the test dockerd is in a swarm but not a manager")
-    return str(swarm["NodeID"])
-
-
-@pytest.fixture(scope="session")
-def copy_image(docker_client: Any) -> str:
-    docker_client.images.build(path=str(ROOT / "tests/fixtures/proc_copy"), tag=IMAGE, rm=True)
-    return IMAGE
-
-
-def _bridge_gateway(client: Any) -> str:
-    """Where a task on this node reaches the host: the default bridge's gateway."""
-    ipam = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    if ipam.get("Gateway"):
-        return str(ipam["Gateway"])
-    return str(ipaddress.ip_network(ipam["Subnet"], strict=False).network_address + 1)
-
-
-def _free_port(addr: str) -> int:
-    with socket.socket() as s:
-        s.bind((addr, 0))
-        return int(s.getsockname()[1])
-
-
-def _settings(tmp_path: Path, client: Any, **host: Any) -> Any:
-    gw = _bridge_gateway(client)
-    cluster = HostConfig(
-        name="cluster", url="local", kind="swarm", api_url=f"http://{gw}:{_free_port(gw)}", **host
-    )
-    return make_settings(
-        tmp_path, executor="docker", hosts=[cluster], default_host="cluster", concurrency=2
-    )
 
 
 @pytest.fixture
 def swarm_settings(tmp_path: Path, docker_client: Any, swarm: str, copy_image: str) -> Any:
     return _settings(tmp_path, docker_client)
-
-
-def _services(client: Any, workspace: str) -> list[Any]:
-    return client.services.list(filters={"label": f"picsellia-tui.workspace={workspace}"})
-
-
-def _containers(client: Any, workspace: str) -> list[Any]:
-    return client.containers.list(
-        all=True, sparse=True, filters={"label": f"picsellia-tui.workspace={workspace}"}
-    )
-
-
-async def _wait_for(what: str, check: Any, timeout: float = 60) -> Any:
-    with anyio.fail_after(timeout):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await anyio.sleep(0.2)
-    raise AssertionError(what)  # pragma: no cover
 
 
 async def test_run_on_swarm_files_through_the_api_no_bind_mount(
@@ -130,7 +65,7 @@ async def test_run_on_swarm_files_through_the_api_no_bind_mount(
         assert {m["Target"] for m in mounts} == {"/picsellia", "/tmp"}
         cs = task["ContainerSpec"]
         assert cs["ReadOnly"] is True and cs["Init"] is True
-        assert "NET_RAW" in cs["CapabilityDrop"]
+        assert cs["CapabilityDrop"] == ["ALL"]
         assert "Privileges" not in cs or not cs["Privileges"]
         assert cs["Labels"]["picsellia-tui.job_id"] == str(job.id)
         assert spec["Labels"]["picsellia-tui.engine_id"] == e.engine_id
@@ -152,15 +87,8 @@ async def test_run_on_swarm_files_through_the_api_no_bind_mount(
         detail = await e.job(job.id)
         assert detail.runs[0].node == docker_client.info()["Name"]
         await _wait_for(
-            "service removed", _async(lambda: not _services(docker_client, e.ws.workspace_id))
+            "service removed", as_async(lambda: not _services(docker_client, e.ws.workspace_id))
         )
-
-
-def _async(fn: Any) -> Any:
-    async def call() -> Any:
-        return fn()
-
-    return call
 
 
 async def test_pending_reason_then_runs_once_a_node_label_is_added(
@@ -179,6 +107,7 @@ async def test_pending_reason_then_runs_once_a_node_label_is_added(
                 return r.status == "pending" and "no suitable node" in (r.error_summary or "")
 
             await _wait_for("pending reason", waiting)
+            node.reload()  # its version: networks joined meanwhile updated the node
             spec = node.attrs["Spec"]
             spec.setdefault("Labels", {})[NODE_LABEL] = "yes"
             node.update(spec)
