@@ -30,7 +30,7 @@ class HostConfig(BaseModel):
     constraints: list[str] = []  # placement constraints of every run ("node.labels.x==y")
     gpu_constraints: list[str] = []  # added for processings that need a GPU
     gpu_resource: str = "gpu"  # the nodes' generic resource kind for GPUs
-    networks: list[str] = []  # networks the tasks join (default: the node's bridge)
+    networks: list[str] = []  # networks of tasks with network (default: the bridge)
     # Seconds to reach the host (TCP connect, ssh handshake). Kept short and apart
     # from read timeouts, which a build or a followed log needs long.
     connect_timeout: float = Field(default=10.0, gt=0, le=600)

@@ -94,9 +94,6 @@ LABEL_ENGINE = "picsellia-tui.engine_id"
 LABEL_ATTEMPT = "picsellia-tui.attempt"
 LABEL_IMAGE = "picsellia-tui.image"
 
-# What the swarm executor drops from its services (they are not confined like our
-# containers yet: all capabilities dropped there is still to do).
-DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP"]
 TMP_SIZE = "1g"  # the /tmp tmpfs; it counts against the memory limit
 _COPY_CHUNK = 1024 * 1024
 _WAIT_CHUNK_S = 300  # one wait request at most this long, then ask again

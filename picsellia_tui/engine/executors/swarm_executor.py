@@ -6,9 +6,13 @@ The `ref` of a run is the service's id. The service: 1 replica, never restarted
 Docker executor's containers (run, job, engine ids), cpu/memory as reservations and
 limits, a GPU as a generic resource (`HostConfig.gpu_resource`), placement
 constraints from the host's config (plus `gpu_constraints` for GPU processings).
-Hardening as for containers as far as Swarm offers it: services are never
-privileged (Swarm has no such option), the capabilities the Docker executor drops
-are dropped, read-only root filesystem, tini as PID 1, no host network, pids limit.
+Confined like the Docker executor's containers: never privileged (Swarm has no
+such option), every capability dropped (a processing may ask a few back), a
+read-only root filesystem unless the processing asks (`writable_rootfs`), the
+image's own USER, `no-new-privileges` (set by the staging step on itself: the
+service API of Engine 20.10 has no field for it), tini as PID 1, no host network,
+pids limit. Secret parameters are Swarm secrets, files on the task's tmpfs
+`/run/secrets/NAME` (0400), never in the service's spec.
 
 No bind mount, no volume, no shared folder: `/picsellia` and `/tmp` are tmpfs. The
 run's files travel through the engine's local API (runfiles.py): the task's command
@@ -43,6 +47,7 @@ import docker
 import docker.errors
 import docker.types
 
+from picsellia_tui.engine.executors import swarm_network
 from picsellia_tui.engine.executors.archives import safe_extract
 from picsellia_tui.engine.executors.base import (
     ExecState,
@@ -52,12 +57,13 @@ from picsellia_tui.engine.executors.base import (
     RunSpec,
 )
 from picsellia_tui.engine.executors.docker_executor import (
-    DROPPED_CAPS,
     LABEL_ATTEMPT,
     LABEL_ENGINE,
     LABEL_IMAGE,
     LABEL_JOB,
     LABEL_RUN,
+    SECRETS_DIR,
+    TMP_SIZE,
     DockerExecutor,
     check_inputs,
 )
@@ -73,11 +79,13 @@ from picsellia_tui.engine.executors.docker_private import (
 )
 from picsellia_tui.engine.hosts import HostConfig, one_line
 from picsellia_tui.engine.picsellia_api.runfolder import OUTPUTS, write_run_files
+from picsellia_tui.storage.domain import parse_memory
 from picsellia_tui.storage.logfile.record import Stream
 
 __all__ = ["LABEL_FILES", "SwarmExecutor", "service_spec_mounts"]
 
 LABEL_FILES = "picsellia-tui.files_dir"
+LABEL_WORKSPACE = "picsellia-tui.workspace"
 STAGE_SOURCE = (Path(__file__).with_name("swarm_stage.py")).read_text()
 
 # Task states (swarmkit): waiting ones, then running, then the ends.
@@ -133,6 +141,7 @@ class SwarmExecutor:
         self.drain_s = drain_s
         self._killed: set[str] = set()  # refs removed by kill(): wait() reports 143
         self._files: dict[str, str] = {}  # ref -> files folder (kept after kill)
+        self._runs: dict[str, str] = {}  # ref -> the run's key (its label)
 
     def __repr__(self) -> str:
         return f"SwarmExecutor(host={self.host!r}, engine_id={self.engine_id!r})"
@@ -162,8 +171,20 @@ class SwarmExecutor:
             cmd = list(config.get("Cmd") or [])
         return entry + cmd
 
-    def _task_template(self, spec: RunSpec, argv: list[str], files: str) -> Any:
+    def _task_template(
+        self,
+        spec: RunSpec,
+        argv: list[str],
+        files: str,
+        secrets: dict[str, docker.types.SecretReference] | None = None,
+        network: str | None = None,
+    ) -> Any:
+        """`network`: the workspace's runs network (a processing without network:
+        its only one, where the API is at `swarm_network.task_api_url()`); None:
+        the configured `networks` (or the node's bridge), the API at `api_url`."""
         assert spec.api is not None
+        secrets = secrets or {}
+        api_url = swarm_network.task_api_url() if network else self.api_url
         d = self._docker
         limits = spec.limits
         memory = limits.memory_bytes or d.default_memory
@@ -171,15 +192,22 @@ class SwarmExecutor:
         env: dict[str, str | bytes | None] = {
             **spec.env,
             "PICSELLIA_CONTEXT": "/picsellia/context.json",
-            "PTUI_FILES_URL": self.api_url,
+            "PTUI_FILES_URL": api_url,
             "PTUI_FILES_TOKEN": spec.api.token,
         }
         if "api_token" in spec.env:  # a processing written for the Picsellia API
-            env["host"] = self.api_url.rstrip("/")
+            env["host"] = api_url.rstrip("/")
         mounts = [
             docker.types.Mount(target="/picsellia", source=None, type="tmpfs", tmpfs_mode=0o1777),
-            docker.types.Mount(target="/tmp", source=None, type="tmpfs", tmpfs_mode=0o1777),
+            docker.types.Mount(
+                target="/tmp",
+                source=None,
+                type="tmpfs",
+                tmpfs_mode=0o1777,
+                tmpfs_size=parse_memory(TMP_SIZE),
+            ),
         ]
+        env.update({f"{n}_FILE": f"{SECRETS_DIR}/{n}" for n in secrets})
         container = docker.types.ContainerSpec(
             image=spec.image,
             command=["python3", "-c", STAGE_SOURCE],  # sys.argv: ["-c", *argv]
@@ -187,9 +215,16 @@ class SwarmExecutor:
             env=env,
             labels=self._labels(spec, files),
             mounts=mounts,
-            read_only=True,
+            # Confined like the Docker executor's containers: no capability but
+            # those the processing asks for, a read-only root unless it asks, the
+            # image's own USER (none given here). `no-new-privileges` has no field
+            # in the service API of Engine 20.10: the staging step sets it on
+            # itself (prctl), so the processing's whole process tree has it.
+            read_only=not spec.limits.writable_rootfs,
             init=True,
-            cap_drop=list(DROPPED_CAPS),
+            cap_drop=["ALL"],
+            cap_add=list(spec.limits.capabilities) or None,
+            secrets=list(secrets.values()) or None,
             stop_grace_period=int(self.stop_grace_s * 1e9),  # SIGTERM, then SIGKILL
         )
         generic: dict[str, int | str] | None = None
@@ -213,8 +248,40 @@ class SwarmExecutor:
             resources=resources,
             restart_policy=docker.types.RestartPolicy(condition="none", max_attempts=0),
             placement=docker.types.Placement(constraints=constraints) if constraints else None,
-            networks=list(self.host_config.networks) or None,
+            networks=[network] if network else (list(self.host_config.networks) or None),
         )
+
+    def _make_secrets(
+        self, spec: RunSpec, image_attrs: dict[str, Any]
+    ) -> dict[str, docker.types.SecretReference]:
+        """Secret parameters as Swarm secrets (encrypted in the swarm's store, never
+        in `docker service inspect`), one per value, mounted by Swarm as a file on
+        the task's tmpfs `/run/secrets/NAME`, 0400 and owned by the image's user
+        (0444 when that user is a name we cannot turn into a uid)."""
+        if not spec.secret_files:
+            return {}
+        api = self._api()
+        uid, gid = _image_uid(image_attrs)
+        refs: dict[str, docker.types.SecretReference] = {}
+        for i, (name, value) in enumerate(sorted(spec.secret_files.items())):
+            made = api.create_secret(
+                name=f"{spec.name}-s{i}",
+                data=value.encode(),
+                labels={
+                    LABEL_RUN: spec.run_id,
+                    LABEL_ENGINE: self.engine_id,
+                    LABEL_WORKSPACE: spec.labels.get(LABEL_WORKSPACE, ""),
+                },
+            )
+            refs[name] = docker.types.SecretReference(
+                str(made["ID"]),
+                f"{spec.name}-s{i}",
+                filename=name,
+                uid=uid or "0",
+                gid=gid or "0",
+                mode=0o400 if uid is not None else 0o444,
+            )
+        return refs
 
     def _labels(self, spec: RunSpec, files: str) -> dict[str, str]:
         return {
@@ -240,20 +307,33 @@ class SwarmExecutor:
             raise ExecutorError(
                 f"image {spec.image} has no command to run (set command in processing.toml)"
             )
-        template = self._task_template(spec, argv, str(files))
         for old in api.services(filters={"label": f"{LABEL_RUN}={spec.run_id}"}):
             # A leftover of this very run (an engine that died starting it): a job
             # service cannot be restarted, so it goes and a new one is made.
             with contextlib.suppress(docker.errors.NotFound):
                 api.remove_service(old["ID"])
-        made = api.create_service(
-            template,
-            name=spec.name,
-            labels=self._labels(spec, str(files)),
-            mode=docker.types.ServiceMode("replicated-job", replicas=1, concurrency=1),
-        )
+        _remove_secrets(api, spec.run_id)
+        network: str | None = None
+        try:
+            if not spec.limits.network:
+                workspace = spec.labels.get(LABEL_WORKSPACE, "")
+                network = swarm_network.ensure(
+                    api, workspace[:12], self.api_url, {LABEL_WORKSPACE: workspace}
+                )
+            secrets = self._make_secrets(spec, attrs)
+            made = api.create_service(
+                self._task_template(spec, argv, str(files), secrets, network),
+                name=spec.name,
+                labels=self._labels(spec, str(files)),
+                mode=docker.types.ServiceMode("replicated-job", replicas=1, concurrency=1),
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _remove_secrets(api, spec.run_id)
+            raise
         ref = str(made["ID"])
         self._files[ref] = str(files)
+        self._runs[ref] = spec.run_id
         return ref
 
     async def start(self, spec: RunSpec) -> str:
@@ -491,16 +571,26 @@ class SwarmExecutor:
     # -- outputs
 
     def _files_dir(self, ref: str) -> str | None:
-        if ref in self._files:
-            return self._files[ref]
+        if ref not in self._files:
+            self._learn(ref)
+        return self._files.get(ref)
+
+    def _run_key(self, ref: str) -> str | None:
+        if ref not in self._runs:
+            self._learn(ref)
+        return self._runs.get(ref)
+
+    def _learn(self, ref: str) -> None:
+        """The run's files folder and run key, from the service's labels."""
         try:
             spec = self._api().inspect_service(ref)["Spec"]
         except docker.errors.NotFound:
-            return None
-        files = (spec.get("Labels") or {}).get(LABEL_FILES)
-        if files:
-            self._files[ref] = str(files)
-        return str(files) if files else None
+            return
+        labels = spec.get("Labels") or {}
+        if labels.get(LABEL_FILES):
+            self._files[ref] = str(labels[LABEL_FILES])
+        if labels.get(LABEL_RUN):
+            self._runs[ref] = str(labels[LABEL_RUN])
 
     def _collect_sync(self, ref: str, dest: Path, quota_bytes: int) -> None:
         files = self._files_dir(ref)
@@ -542,25 +632,34 @@ class SwarmExecutor:
                 # #44312): stop it first (SIGTERM, SIGKILL after the grace).
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     api.stop(cid, timeout=max(0, math.ceil(grace_s)))
+        run_key = self._run_key(ref)
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_service(ref)
-        deadline = time.monotonic() + grace_s + 10
+        stop_by = time.monotonic() + grace_s + 10
+        deadline = stop_by + 20
         for node, cid in containers:
             if node != local:
                 continue  # another node's containers: only its own daemon sees them
             while True:
                 try:
-                    running = api.inspect_container(cid)["State"]["Running"]
+                    state = api.inspect_container(cid)["State"]
                 except docker.errors.NotFound:
-                    break
-                if not running or time.monotonic() >= deadline:
+                    break  # gone: the only way out before the deadline
+                if time.monotonic() >= deadline:
+                    raise ExecutorError(
+                        f"the container {cid[:12]} of service {ref[:12]} is still there "
+                        f"({state.get('Status')}) after removing the service"
+                    )
+                if state.get("Status") != "removing" and (
+                    not state.get("Running") or time.monotonic() >= stop_by
+                ):
                     # Swarm keeps an ended task's container until it prunes its
                     # history, and may leave a running one behind (moby #44312).
                     with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                         api.remove_container(cid, force=True)
-                    if not running:
-                        break
                 time.sleep(0.2)
+        if run_key:
+            _remove_secrets(api, run_key)
 
     async def kill(self, ref: str, grace_s: float) -> None:
         """Remove the service (SIGTERM, then SIGKILL after its grace period) and
@@ -603,6 +702,25 @@ class SwarmExecutor:
 
     async def aclose(self) -> None:
         await self._docker.aclose()
+
+
+def _remove_secrets(api: Any, run_key: str) -> None:
+    """The run's Swarm secrets (none in use once its service is gone)."""
+    for secret in api.secrets(filters={"label": f"{LABEL_RUN}={run_key}"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            api.remove_secret(secret["ID"])
+
+
+def _image_uid(attrs: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(uid, gid) of the image's USER when numeric ("" is root); (None, None)
+    for a user name (only the image's /etc/passwd knows its uid)."""
+    user = str((attrs.get("Config") or {}).get("User") or "")
+    if not user:
+        return "0", "0"
+    uid, _, gid = user.partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        return None, None
+    return uid, gid or uid
 
 
 def _pending_reason(task: dict[str, Any] | None) -> str:

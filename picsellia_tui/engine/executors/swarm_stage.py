@@ -80,7 +80,23 @@ def with_retry(fn: Any) -> None:
             time.sleep(2)
 
 
+def no_new_privileges() -> None:
+    """`no-new-privileges` for this process and everything it starts (the
+    processing): setuid binaries and file capabilities give nothing. Swarm's
+    service API (Engine 20.10) has no such option; prctl(2) needs no privilege."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
+
 def main(argv: list[str]) -> int:
+    try:
+        no_new_privileges()
+    except Exception as exc:
+        print(f"picsellia-tui staging: cannot confine the run: {exc}", file=sys.stderr)
+        return 125
     try:
         with_retry(fetch_inputs)
     except Exception as exc:
