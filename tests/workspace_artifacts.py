@@ -125,21 +125,23 @@ def remove_artifacts(client: Any, artifacts: list[Artifact]) -> None:
 def _remove_network(api: Any, a: Artifact, timeout_s: float = 20.0) -> None:
     """An attachable swarm network that a standalone container used is removed
     twice: the first removal takes the node's copy, the swarm's stays (and says
-    "not found" for a moment). Removed until its name is no longer listed."""
+    "not found" for a moment); one a removed service's task still holds is in use
+    for a moment. Removed until its name is no longer listed."""
     import docker.errors
 
     deadline = time.monotonic() + timeout_s
     while True:
+        error = None
         try:
             api.remove_network(a.ref)
         except docker.errors.APIError as exc:
-            if exc.status_code != 404 and "not found" not in str(exc.explanation or ""):
-                raise
+            # "not found", or still in use by a service's task being removed
+            error = exc
         left = [n for n in api.networks(names=[a.name]) if n.get("Name") == a.name]
         if not left:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"network {a.name} could not be removed")
+            raise AssertionError(f"network {a.name} could not be removed: {error}")
         a = Artifact(a.kind, str(left[0]["Id"]), a.name, a.workspace)
         time.sleep(0.2)
 

@@ -80,7 +80,11 @@ def swarm_settings_for(tmp_path: Path, client: Any, **host: Any) -> Any:
 
 
 def services(client: Any, workspace: str) -> list[Any]:
-    return client.services.list(filters={"label": f"picsellia-tui.workspace={workspace}"})
+    """The workspace's run services (not its runs network's keeper, which stays)."""
+    from picsellia_tui.engine.executors.swarm_network import LABEL_NETWORK_FOR
+
+    found = client.services.list(filters={"label": f"picsellia-tui.workspace={workspace}"})
+    return [s for s in found if LABEL_NETWORK_FOR not in (s.attrs["Spec"].get("Labels") or {})]
 
 
 def containers(client: Any, workspace: str) -> list[Any]:
@@ -90,7 +94,7 @@ def containers(client: Any, workspace: str) -> list[Any]:
 
 
 def run_containers(client: Any, workspace: str) -> list[Any]:
-    """The workspace's containers but its runs network's gateway (which stays)."""
+    """The workspace's containers but its runs network's (gateway, keeper)."""
     from picsellia_tui.engine.executors.swarm_network import LABEL_NETWORK_FOR
 
     return [

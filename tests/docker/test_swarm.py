@@ -141,7 +141,11 @@ async def test_cancel_leaves_no_service_task_or_container(
         assert not _containers(docker_client, ws)
         # Swarm keeps the record of an ended job task after its service is removed
         # (moby #42789); none may still run or hold a container.
-        tasks = docker_client.api.tasks(filters={"label": f"picsellia-tui.workspace={ws}"})
+        tasks = [
+            t
+            for t in docker_client.api.tasks(filters={"label": f"picsellia-tui.workspace={ws}"})
+            if "picsellia-tui.run_id" in (t["Spec"]["ContainerSpec"].get("Labels") or {})
+        ]  # the run's (not the runs network's keeper, which stays)
         assert all(t["Status"]["State"] in ("failed", "complete", "shutdown") for t in tasks)
         assert all(t["DesiredState"] != "running" for t in tasks)
 

@@ -148,8 +148,12 @@ async def test_swarm_task_confined_and_offline_unless_asked(
         # workspace's network and its gateway stay for the next runs).
         await wait_for("services gone", as_async(lambda: not services(docker_client, ws)))
         await wait_for("containers gone", as_async(lambda: not run_containers(docker_client, ws)))
-        (gateway,) = containers(docker_client, ws)  # stays for the next runs
-        assert (gateway.attrs.get("Labels") or {}).get(LABEL_NETWORK_FOR) == ws[:12]
+        # The runs network's gateway and keeper stay for the next runs.
+        kept = [
+            (c.attrs.get("Labels") or {}).get(LABEL_NETWORK_FOR)
+            for c in containers(docker_client, ws)
+        ]
+        assert kept == [ws[:12], ws[:12]], kept
         label = {"label": f"picsellia-tui.workspace={ws}"}
         await wait_for(
             "secrets gone", as_async(lambda: not docker_client.api.secrets(filters=label))

@@ -16,11 +16,14 @@ the engine's API, and nothing else.
   no-new-privileges, nobody, small memory and pids limits. The engine's API still
   asks for the run's token on every request.
 - Both stay between runs (a run that outlives its engine still needs them; a new
-  api_url replaces the gateway). One network per workspace, not per run: every
-  network a node joins or leaves is a node update, and on each one Swarm's
-  constraint enforcer re-counts the node's reservations, completed job tasks
-  included (moby #52652), rejecting running tasks when they seem not to fit.
-  Runs of one workspace can therefore reach each other on it (not the outside).
+  api_url replaces the gateway), with a global service that only sleeps on the
+  network (`-runs-keep`, confined the same way, no reservation) so that every node
+  stays on it. Every network a node joins or leaves is a node update, and on each
+  one Swarm's constraint enforcer re-counts the node's reservations, completed job
+  tasks included (moby #52652), and rejects running tasks that seem not to fit
+  ("assigned node no longer meets constraints"): with a network per run, or one
+  that nodes join and leave with each run, runs were killed that way. Runs of one
+  workspace can reach each other on it (not the outside).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 
 from picsellia_tui.engine.executors.api_relay import RELAY_IMAGE, ensure_relay_image
 from picsellia_tui.engine.executors.base import ExecutorError
@@ -101,8 +105,37 @@ def ensure(api: Any, workspace_key: str, api_url: str, labels: dict[str, str]) -
     mine = {**labels, LABEL_NETWORK_FOR: workspace_key}
     with _lock:
         net_id = _network(api, name, mine)
+        _keeper(api, f"ptui-{workspace_key}-runs-keep", net_id, mine)
         _gateway(api, f"ptui-{workspace_key}-api", net_id, url.hostname, url.port, api_url, mine)
     return net_id
+
+
+def _keeper(api: Any, name: str, net_id: str, labels: dict[str, str]) -> None:
+    """A global service that only sleeps on the runs network, so that every node
+    stays on it: a run joining or leaving it is then no node update (see above)."""
+    if api.services(filters={"name": name}):
+        return
+    container = docker.types.ContainerSpec(
+        image=RELAY_IMAGE,
+        command=["sleep", "infinity"],
+        labels=labels,
+        user="nobody",
+        read_only=True,
+        cap_drop=["ALL"],
+        init=True,
+    )
+    template = docker.types.TaskTemplate(
+        container_spec=container,
+        resources=docker.types.Resources(mem_limit=16 * 1024 * 1024),
+        networks=[net_id],
+    )
+    try:
+        api.create_service(
+            template, name=name, labels=labels, mode=docker.types.ServiceMode("global")
+        )
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: another engine made it
+            raise
 
 
 def _network(api: Any, name: str, labels: dict[str, str]) -> str:
