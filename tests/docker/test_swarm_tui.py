@@ -19,7 +19,9 @@ from picsellia_tui.tui.screens.main import MainScreen
 from picsellia_tui.tui.widgets.job_detail import RunsTable
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.log_view import LogView
-from tests.docker.test_swarm import _bridge_gateway, _free_port, copy_image, swarm  # noqa: F401
+from tests.docker.swarm_env import bridge_gateway as _bridge_gateway
+from tests.docker.swarm_env import copy_image, swarm  # noqa: F401
+from tests.docker.swarm_env import free_port as _free_port
 from tests.tui.helpers import ready, screen_text, until, workspace
 
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
