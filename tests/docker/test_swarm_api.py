@@ -5,6 +5,7 @@ sshd of tests/docker/conftest.py: this very dockerd, reached over ssh)."""
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,30 @@ async def test_swarm_run_through_an_ssh_manager(
         ]
         await wait_for("services gone", as_async(lambda: not services(docker_client, ws)))
         await wait_for("containers gone", as_async(lambda: not run_containers(docker_client, ws)))
+
+
+async def test_api_address_taken_fails_the_run_in_one_line(
+    tmp_path: Path,
+    docker_client: Any,
+    swarm: str,
+    copy_image: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a second engine of the workspace met (a command with other settings
+    than the background engine's, which held the address): the run said "engine
+    error: RuntimeError: ..." and the engine's log got a traceback."""
+    s = swarm_settings_for(tmp_path, docker_client)
+    host, port = s.host("cluster").listen_address
+    with socket.socket() as held:
+        held.bind((host, port))
+        held.listen(1)
+        async with Engine(s, supervise=True) as e:
+            await e.import_version("m", "v1", [model_file(tmp_path)], framework="onnx")
+            job = await e.launch("test-copy", "m/v1", {"lines": "1"})
+            run = await e.wait_run(job.runs[0].id)
+    assert run.status == "failed"
+    assert (run.error_summary or "").startswith(
+        f"cannot listen on {host}:{port} for the cluster's tasks: Address already in use"
+    ), run.error_summary
+    assert "\n" not in (run.error_summary or "")
+    assert not [r.getMessage() for r in caplog.records if r.exc_info]  # no traceback logged

@@ -28,6 +28,7 @@ import anyio
 import uvicorn
 from anyio.abc import TaskGroup
 
+from picsellia_tui.engine.errors import EngineError
 from picsellia_tui.engine.picsellia_api.app import Hooks, PicselliaApi
 from picsellia_tui.engine.picsellia_api.grants import Grant, GrantTable, derive_token
 from picsellia_tui.engine.picsellia_api.ids import Ids
@@ -129,8 +130,12 @@ class ApiService:
                 sock.bind((host, port))
             except OSError as exc:
                 sock.close()
-                raise RuntimeError(
-                    f"cannot listen on {host}:{port} for the cluster's tasks: {exc.strerror}"
+                # Typically a second engine on this workspace: a command whose
+                # settings differ from the background engine's runs its own.
+                raise EngineError(
+                    f"cannot listen on {host}:{port} for the cluster's tasks: {exc.strerror} "
+                    "(another program has it, or another engine of this workspace: one "
+                    "started with other settings frees it when it leaves)"
                 ) from None
             sock.listen(128)
             config = uvicorn.Config(
