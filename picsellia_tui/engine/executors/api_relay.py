@@ -53,7 +53,7 @@ LABEL_RELAY_FOR = "picsellia-tui.api_relay_for"
 # Threads, not asyncio: ~50 lines the relay image runs as is; splice(2) moves the
 # bytes (no copy through Python). TCP_NODELAY, or small requests wait for delayed ACKs.
 RELAY_SCRIPT = r"""
-import os, socket, sys, threading
+import fcntl, os, socket, sys, threading
 PORT, PATH = int(sys.argv[1]), sys.argv[2]
 SPLICE = hasattr(os, "splice")
 def pipe(src, dst):
@@ -62,6 +62,11 @@ def pipe(src, dst):
         if SPLICE:
             r, w = os.pipe()
             try:
+                # A 1 MiB pipe (64 KiB by default): a few splices per MiB, not 16.
+                try:
+                    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+                except (OSError, AttributeError):
+                    pass
                 while True:
                     n = os.splice(src.fileno(), w, 1 << 20)
                     if n == 0:
