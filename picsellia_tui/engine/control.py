@@ -384,6 +384,7 @@ CALLS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "base": lambda v: None if v is None else str(v),
     },
     "image_presence": {"host": lambda v: None if v is None else str(v)},
+    "swarm_node_count": {"host": str},
     "launch": {
         "processing": str,
         "version": str,

@@ -258,6 +258,9 @@ class Engine:
     async def image_presence(self, host: str | None = None) -> dict[str, bool]:
         return await self.registry.image_presence(host)
 
+    async def swarm_node_count(self, host: str) -> int | None:
+        return await self.registry.swarm_node_count(host)
+
     # -- launch, re-run, cancel (launch.Launcher) ---------------------------------------
 
     async def launch(

@@ -178,6 +178,31 @@ class Registry:
             raise ExecutorError(view.error or f"build of {view.image} {view.status}")
         return view.image, view.image_id
 
+    async def swarm_node_count(self, host: str) -> int | None:
+        """How many nodes a swarm host's manager lists (None: not a swarm host, not
+        the Docker executor, or the manager does not answer)."""
+        if self.rt.settings.executor != "docker":
+            return None
+        hcfg = self.rt.settings.host(host)
+        if hcfg.kind != "swarm":
+            return None
+
+        def go() -> int | None:
+            from picsellia_tui.engine.hosts import connect
+
+            try:
+                client = connect(hcfg, timeout=hcfg.connect_timeout)
+            except ExecutorError:
+                return None
+            try:
+                return len(client.api.nodes())
+            except Exception:  # not a manager, refused, gone: the kind alone is shown
+                return None
+            finally:
+                client.close()
+
+        return await anyio.to_thread.run_sync(go)
+
     async def image_presence(self, host: str | None = None) -> dict[str, bool]:
         """Which processings' images exist on the host ({} when Docker is not used
         or the host does not answer)."""

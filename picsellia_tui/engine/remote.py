@@ -114,6 +114,7 @@ DECODE: dict[str, Callable[[Any], Any]] = {
     "version_name_free": bool,
     "suggest_version_name": str,
     "image_presence": dict,
+    "swarm_node_count": lambda v: None if v is None else int(v),
     "launch": JobView.model_validate,
     "rerun": RunView.model_validate,
     "cancel": RunView.model_validate,
@@ -235,6 +236,10 @@ class RemoteEngine:
 
     async def image_presence(self, host: str | None = None) -> dict[str, bool]:
         result: dict[str, bool] = await self._call("image_presence", host=host)
+        return result
+
+    async def swarm_node_count(self, host: str) -> int | None:
+        result: int | None = await self._call("swarm_node_count", host=host)
         return result
 
     async def launch(

@@ -16,6 +16,7 @@ from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
 from picsellia_tui.tui.dialogs.rerun import RerunDialog
 from picsellia_tui.tui.screens.main import MainScreen
+from picsellia_tui.tui.widgets.host_picker import HostPicker
 from picsellia_tui.tui.widgets.job_detail import RunsTable
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from picsellia_tui.tui.widgets.log_view import LogView
@@ -73,6 +74,9 @@ async def test_launch_on_the_swarm_from_the_dialog_see_its_node_and_rerun(
         await until(pilot, lambda: dialog.query("#param-lines") and dialog.query("#version-name"))
         picker = dialog.query_one("#launch-host", Select)
         assert picker.value == "local"
+        nodes = len(docker_client.nodes.list())
+        row = dialog.query_one(HostPicker)
+        await until(pilot, lambda: row.nodes == {"cluster": nodes})  # asked of the manager
         for _ in range(12):
             if dialog.focused is picker:
                 break
@@ -80,6 +84,7 @@ async def test_launch_on_the_swarm_from_the_dialog_see_its_node_and_rerun(
         assert dialog.focused is picker
         await pilot.press("enter")
         await until(pilot, lambda: picker.expanded)
+        assert f"cluster (swarm, {nodes} node" in screen_text(app)
         await pilot.press("down", "enter")
         await until(pilot, lambda: picker.value == "cluster")
         await pilot.press("ctrl+s")

@@ -21,6 +21,7 @@ from picsellia_tui.engine.hostconfig import HostConfig
 from picsellia_tui.tui.app import AppEngineHandle, PicselliaApp
 from picsellia_tui.tui.dialogs.launch import LaunchDialog
 from picsellia_tui.tui.screens.main import MainScreen
+from picsellia_tui.tui.widgets.host_picker import HostPicker
 from picsellia_tui.tui.widgets.jobs import JobsPane
 from tests.tui.helpers import ready, screen_text, until, workspace
 
@@ -148,3 +149,30 @@ async def test_process_executor_says_where_it_runs(tmp_path: Path) -> None:
             dialog = await _open_launch(pilot)
             assert not dialog.query("#launch-host")
             assert "the process executor runs it as a local process" in screen_text(app)
+
+
+async def test_a_swarms_node_count_joins_its_label_once_the_manager_answers(
+    hosts_ws: AppEngineHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The manager's answer is made up (no swarm here): its own test on a real swarm
+    # is tests/docker/test_swarm_tui.py. The dead hosts' answer (None) keeps the kind.
+    from picsellia_tui.engine.core import Engine
+
+    async def three(self: Engine, host: str) -> int | None:
+        return 3 if host == "cluster" else None
+
+    monkeypatch.setattr(Engine, "swarm_node_count", three)
+    app = PicselliaApp(hosts_ws, frozen_time=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("enter")
+        dialog = await _open_launch(pilot)
+        row = dialog.query_one(HostPicker)
+        await until(pilot, lambda: row.nodes == {"cluster": 3})
+        picker = dialog.query_one("#launch-host", Select)
+        assert picker.value == "gpu-box"  # the relabelling kept the choice
+        await _tab_to(pilot, dialog, "#launch-host")
+        await pilot.press("enter")
+        await until(pilot, lambda: picker.expanded)
+        shown = screen_text(app)
+        assert "cluster (swarm, 3 nodes)" in shown and "gpu-box (docker, default)" in shown

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, Select, Static
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     from picsellia_tui.engine.hostconfig import HostConfig
 
 
-def host_label(host: HostConfig, default: bool) -> str:
-    """`cluster (swarm)`, `gpu-box (docker, default)`: what the list shows."""
+def host_label(host: HostConfig, default: bool, nodes: int | None = None) -> str:
+    """`cluster (swarm, 3 nodes)`, `gpu-box (docker, default)`: what the list shows
+    (a swarm's node count once its manager answered)."""
     bits: list[str] = [host.kind]
+    if nodes is not None:
+        bits.append(f"{nodes} node{'' if nodes == 1 else 's'}")
     if default:
         bits.append("default")
     return f"{host.name} ({', '.join(bits)})"
@@ -60,6 +63,8 @@ class HostPicker(Horizontal, EngineAccess):
         super().__init__(id="launch-host-row", classes="field-row")
         self.initial = initial
         self.label_width = label_width
+        self.nodes: dict[str, int] = {}  # swarm host -> node count, as its manager said
+        self._shown: dict[str, int] = {}  # the counts the list shows
 
     def compose(self) -> ComposeResult:
         label = Label("host", classes="field-label")
@@ -88,6 +93,39 @@ class HostPicker(Horizontal, EngineAccess):
         )
         yield Static(Text(host_where(hosts[chosen])), id="launch-host-where")
 
+    def on_mount(self) -> None:
+        if self.settings.executor != "docker":
+            return
+        for h in self.settings.hosts:
+            if h.kind == "swarm":
+                self._count_nodes(h.name)
+
+    @work(exit_on_error=False, group="host-nodes")
+    async def _count_nodes(self, name: str) -> None:
+        """Asked after the dialog is up: a manager over ssh may take seconds (or
+        not answer: its label then keeps the kind alone)."""
+        count = await self.engine_await(lambda e: e.swarm_node_count(name))
+        if count is None:
+            return
+        self.nodes[name] = count
+        self._relabel()
+
+    def _relabel(self) -> None:
+        select = self.query_one("#launch-host", Select)
+        if select.expanded or self._shown == self.nodes:
+            return  # not under the user's keys (again once it closes), or done
+        self._shown = dict(self.nodes)
+        default = self.settings.default_host
+        value = select.value
+        select.set_options(
+            [
+                (host_label(h, h.name == default, self.nodes.get(h.name)), h.name)
+                for h in self.settings.hosts
+            ]
+        )
+        if value is not Select.NULL:
+            select.value = value
+
     def align_label(self, width: int) -> None:
         """The form's label column (widened for long parameter names)."""
         self.query_one(".field-label", Label).styles.width = width
@@ -95,6 +133,8 @@ class HostPicker(Horizontal, EngineAccess):
     @on(Select.Changed, "#launch-host")
     def _changed(self, event: Select.Changed) -> None:
         event.stop()
+        if self.nodes != self._shown:
+            self.call_after_refresh(self._relabel)  # a count that came while it was open
         for h in self.settings.hosts:
             if h.name == event.value:
                 self.query_one("#launch-host-where", Static).update(Text(host_where(h)))
