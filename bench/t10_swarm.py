@@ -93,6 +93,11 @@ async def one_run(engine: Engine, ref: str, host: str) -> tuple[float, float, fl
                 ev = await stream.receive()
                 if isinstance(ev, LogAppended) and ev.run_id == run_id and ev.lines >= 1:
                     break
+    except TimeoutError:
+        run = await engine.run(run_id)  # pending on a busy swarm says why
+        raise RuntimeError(
+            f"run {run_id} on {host}: no log line in 120 s ({run.status}: {run.error_summary})"
+        ) from None
     finally:
         stream.close()
     first = time.perf_counter() - t0
