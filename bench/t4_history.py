@@ -44,9 +44,11 @@ def populate(root: Path, jobs: int) -> Any:
     settings = bench_settings(root, executor="process")
 
     async def one() -> None:
-        async with Engine(settings) as e:
+        # The seed job runs to its end: its log is the one `jobs logs 1` reads (target 9).
+        async with Engine(settings, supervise=True) as e:
             ref = await seed(e, root)
-            await e.launch(PROCESSING, ref, {"lines": 1})
+            job = await e.launch(PROCESSING, ref, {"lines": 1})
+            await e.wait_run(job.runs[0].id)
 
     anyio.run(one)
     if jobs:
