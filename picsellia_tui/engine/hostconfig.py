@@ -31,6 +31,9 @@ class HostConfig(BaseModel):
     gpu_constraints: list[str] = []  # added for processings that need a GPU
     gpu_resource: str = "gpu"  # the nodes' generic resource kind for GPUs
     networks: list[str] = []  # networks of tasks with network (default: the bridge)
+    # cpu/memory as reservations too (Swarm then queues runs that do not fit). Off:
+    # limits only, for swarms hit by moby #52652 (docs/cluster.md).
+    reservations: bool = True
     # Seconds to reach the host (TCP connect, ssh handshake). Kept short and apart
     # from read timeouts, which a build or a followed log needs long.
     connect_timeout: float = Field(default=10.0, gt=0, le=600)

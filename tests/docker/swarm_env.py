@@ -64,12 +64,18 @@ def free_port(addr: str) -> int:
 def cluster_host(client: Any, url: str = "local", **host: Any) -> HostConfig:
     """A swarm host named "cluster" whose tasks reach the engine on the bridge."""
     gw = bridge_gateway(client)
+    host.setdefault("reservations", False)
     return HostConfig(
         name="cluster", url=url, kind="swarm", api_url=f"http://{gw}:{free_port(gw)}", **host
     )
 
 
 def swarm_settings_for(tmp_path: Path, client: Any, **host: Any) -> Any:
+    """Tasks of runs under limits but no reservations (unless a test asks): on each
+    node update Swarm's constraint enforcer counts the reservations of completed
+    job tasks too, rejected orphans of removed services included (moby #52652,
+    #42789; the shared test daemon holds dozens), and rejects a running task with
+    any reservation, a failure of Swarm's own (docs/cluster.md)."""
     return make_settings(
         tmp_path,
         executor="docker",

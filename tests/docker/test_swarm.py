@@ -166,7 +166,8 @@ async def test_engine_sigkilled_mid_run_resumes_following_the_service(
         from picsellia_tui.engine.core import Engine
         from picsellia_tui.engine.hosts import HostConfig
         tmp = Path({str(tmp_path)!r})
-        cluster = HostConfig(name="cluster", url="local", kind="swarm", api_url={api_url!r})
+        cluster = HostConfig(name="cluster", url="local", kind="swarm", api_url={api_url!r},
+                             reservations=False)
         settings = make_settings(tmp, executor="docker", hosts=[cluster],
                                  default_host="cluster", concurrency=2)
         async def main():

@@ -45,7 +45,11 @@ def app_ws(
     hosts = [
         HostConfig(name="local", url="local"),
         HostConfig(
-            name="cluster", url="local", kind="swarm", api_url=f"http://{gw}:{_free_port(gw)}"
+            name="cluster",
+            url="local",
+            kind="swarm",
+            api_url=f"http://{gw}:{_free_port(gw)}",
+            reservations=False,  # see tests/docker/swarm_env.py
         ),
     ]
     # Small reservations: a node update on the shared test swarm re-counts them and

@@ -230,11 +230,12 @@ class SwarmExecutor:
         generic: dict[str, int | str] | None = None
         if limits.gpu:
             generic = {self.host_config.gpu_resource: 1}
+        reserve = self.host_config.reservations
         resources = docker.types.Resources(
             cpu_limit=int(cpu * 1e9) if cpu else None,
             mem_limit=memory or None,
-            cpu_reservation=int(cpu * 1e9) if cpu else None,
-            mem_reservation=memory or None,
+            cpu_reservation=int(cpu * 1e9) if cpu and reserve else None,
+            mem_reservation=(memory or None) if reserve else None,
             generic_resources=generic,
         )
         pids = limits.pids if limits.pids is not None else d.pids_limit
