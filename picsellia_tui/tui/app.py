@@ -27,6 +27,7 @@ from textual import work
 from textual.app import App
 from textual.binding import BindingType
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker
@@ -35,6 +36,7 @@ from picsellia_tui.humanize import first_line
 from picsellia_tui.tui.keymap import GLOBAL_BINDINGS, ActionsProvider
 from picsellia_tui.tui.messages import EngineEvent, LaunchRequested, RunViewAction, ShowJob
 from picsellia_tui.tui.screens.main import MainScreen
+from picsellia_tui.tui.toasts import SWEEP_GRACE, sweep_toasts
 from picsellia_tui.tui.widgets.base import EngineUnavailable, report_worker_error
 from picsellia_tui.tui.widgets.format import Clock
 from picsellia_tui.tui.widgets.header import StatusHeader
@@ -332,6 +334,20 @@ class PicselliaApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         report_worker_error(self, event)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        # A second path to the toast's removal, the app's own timer (see tui/toasts.py).
+        due = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        self.set_timer(due + SWEEP_GRACE, lambda: sweep_toasts(self))
 
     def _main(self) -> MainScreen | None:
         for screen in self.screen_stack:
